@@ -1,0 +1,63 @@
+"""Convert a Hugging Face T5 checkpoint (CodeT5+) into a CTranslate2 model folder.
+
+Only the CTranslate2 model (``model.bin``, ``config.json``, vocabulary) is written here; the
+tokenizer file and our metadata are added by ``models.convert_checkpoint``. Needs the
+``convert`` extra (torch, transformers).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from ctranslate2.converters import TransformersConverter
+from ctranslate2.specs import model_spec
+
+from codet5_lsp.inference.t5_prefix_fix import apply_parallel_prefix_fix
+
+QUANTIZATIONS = ("int8", "int8_float16", "int8_bfloat16", "int8_float32",
+                 "float16", "bfloat16", "float32")
+
+
+class T5PrefixFixConverter(TransformersConverter):
+    """``TransformersConverter`` that rewrites the T5 decoder self-attention after loading.
+
+    ``_load`` is the one hook between building the spec and ``validate``/``optimize``/``save``,
+    so the rewrite sees the same raw weights the stock converter would save.
+    """
+
+    def _load(self) -> model_spec.ModelSpec:
+        spec = super()._load()
+        apply_parallel_prefix_fix(spec)
+        return spec
+
+
+def convert_t5_checkpoint(src: Path, dst: Path, quantization: str | None, *,
+                          parallel_prefix: bool = True, force: bool = False) -> None:
+    """Convert the ``T5ForConditionalGeneration`` folder ``src`` into a CTranslate2 model at ``dst``.
+
+    ``parallel_prefix`` applies the T5 prefix rewrite (``t5_prefix_fix``) so that a forced
+    decoder prefix can go through the decoder in one exact pass. The model is written into a
+    temporary sibling of ``dst`` and renamed into place, so a crash never leaves half a model;
+    an existing ``dst`` is replaced only with ``force``.
+    """
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {quantization!r}; expected one of {QUANTIZATIONS}")
+    src, dst = Path(src), Path(dst)
+    if dst.exists() and not force:
+        raise FileExistsError(f"{dst} already exists (pass force=True to replace it)")
+    converter_class = T5PrefixFixConverter if parallel_prefix else TransformersConverter
+    converter = converter_class(str(src))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.converting-", dir=dst.parent))
+    try:
+        out = work / "model"
+        converter.convert(str(out), quantization=quantization)
+        if dst.exists():
+            old = work / "old"
+            os.replace(dst, old)  # rename away first: os.replace cannot overwrite a folder
+        os.replace(out, dst)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,260 @@
+"""The engine: the one place that owns CTranslate2 objects and the threads that call them.
+
+Requests are queued by priority (completions before background summaries) and run on the
+engine's worker thread, never on the LSP message loop. A request carries a cancel event; the
+per-token callback checks it, so a cancelled or superseded request stops within one decoding
+step. Compatible queued requests (same mode, same forced-prefix length) are run as one batch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import ctranslate2
+
+from codet5_lsp.inference.generation import GenerationRequest, GenerationResult
+from codet5_lsp.inference.models import ModelError, ModelFiles
+from codet5_lsp.inference.tokenizer import CodeTokenizer
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 8
+
+
+class EngineError(RuntimeError):
+    """Generation failed (model error, out of memory); the server answers with no suggestion."""
+
+
+def cuda_device_count() -> int:
+    try:
+        return ctranslate2.get_cuda_device_count()
+    except Exception:  # pragma: no cover - broken CUDA install
+        return 0
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if cuda_device_count() > 0 else "cpu"
+    return device
+
+
+def supported_compute_types(device: str) -> set[str]:
+    try:
+        return set(ctranslate2.get_supported_compute_types(device))
+    except Exception:
+        return set()
+
+
+def default_compute_type(device: str) -> str:
+    """Fastest exact-enough type per device, from our measurements (docs/performance.md).
+
+    CPU: int8 (int8 matmuls; several times faster than float32 on 2 cores). CUDA: bfloat16
+    where supported, because T5 in float16 can overflow to NaN (ctranslate2 #1074); else
+    float32. int8 on an H100 is slower than 16-bit at batch 1.
+    """
+    if device == "cpu":
+        return "int8"
+    types = supported_compute_types(device)
+    if "bfloat16" in types:
+        return "bfloat16"
+    return "float32"
+
+
+def ctranslate2_info() -> dict[str, object]:
+    return {
+        "ctranslate2": ctranslate2.__version__,
+        "cuda_devices": cuda_device_count(),
+        "cpu_compute_types": sorted(supported_compute_types("cpu")),
+        "cuda_compute_types": sorted(supported_compute_types("cuda")) if cuda_device_count() else [],
+    }
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    seq: int
+    request: GenerationRequest = field(compare=False)
+    cancel: threading.Event = field(compare=False)
+    future: Future = field(compare=False)
+
+
+class CompletionEngine:
+    """Loads one converted model and runs generation requests on its own worker thread."""
+
+    def __init__(self, model: ModelFiles, *, device: str = "auto", compute_type: str = "auto",
+                 intra_threads: int = 0, max_batch: int = MAX_BATCH):
+        self.model = model
+        self.meta = model.metadata
+        self.device = resolve_device(device)
+        self.compute_type = default_compute_type(self.device) if compute_type == "auto" else compute_type
+        self.max_batch = max_batch
+        self.tokenizer = CodeTokenizer(model.tokenizer_file)
+        path = str(model.folder)
+        try:
+            if self.meta.family == "codegen":
+                self._generator = ctranslate2.Generator(path, device=self.device,
+                                                        compute_type=self.compute_type,
+                                                        intra_threads=intra_threads)
+                self._translator = None
+            else:
+                self._translator = ctranslate2.Translator(path, device=self.device,
+                                                          compute_type=self.compute_type,
+                                                          intra_threads=intra_threads)
+                self._generator = None
+        except Exception as exc:
+            raise ModelError(f"cannot load model {path} on {self.device}/{self.compute_type}: "
+                             f"{exc}") from exc
+        self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
+        self._seq = itertools.count()
+        self._closed = False
+        self._worker = threading.Thread(target=self._run, name="codet5-engine", daemon=True)
+        self._worker.start()
+
+    # -- public API ------------------------------------------------------------------------
+
+    def submit(self, request: GenerationRequest,
+               cancel: threading.Event | None = None) -> Future:
+        """Queue a request; the future resolves to a GenerationResult or raises EngineError."""
+        if self._closed:
+            raise EngineError("engine is closed")
+        job = _Job(request.priority, next(self._seq), request, cancel or threading.Event(),
+                   Future())
+        self._queue.put(job)
+        return job.future
+
+    def generate(self, request: GenerationRequest,
+                 cancel: threading.Event | None = None) -> GenerationResult:
+        """Blocking convenience for scripts and tests (still runs on the worker thread)."""
+        return self.submit(request, cancel).result()
+
+    def close(self) -> None:
+        self._closed = True
+        self._queue.put(_Job(-1, -1, None, threading.Event(), Future()))  # type: ignore[arg-type]
+        self._worker.join(timeout=5)
+
+    @property
+    def description(self) -> str:
+        return f"{self.meta.source} ({self.device}, {self.compute_type})"
+
+    # -- worker ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job.request is None:
+                return
+            batch = [job] + self._compatible_waiting(job)
+            live = [j for j in batch if not j.cancel.is_set() and j.future.set_running_or_notify_cancel()]
+            for j in batch:
+                if j not in live and not j.future.done():
+                    j.future.set_result(GenerationResult([], "", "cancelled", 0.0))
+            if not live:
+                continue
+            try:
+                results = self._generate_batch([j.request for j in live], [j.cancel for j in live])
+            except Exception as exc:  # engine errors must never kill the worker
+                log.exception("generation failed")
+                err = EngineError(f"generation failed: {type(exc).__name__}: {exc}")
+                for j in live:
+                    j.future.set_exception(err)
+                continue
+            for j, r in zip(live, results):
+                j.future.set_result(r)
+
+    def _compatible_waiting(self, first: _Job) -> list[_Job]:
+        """Drain queued jobs that can share a batch with `first`; put the others back."""
+        taken: list[_Job] = []
+        others: list[_Job] = []
+        while len(taken) + 1 < self.max_batch:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job.request is None:
+                others.append(job)
+                break
+            r, f = job.request, first.request
+            if (r.mode == f.mode and len(r.decoder_prefix) == len(f.decoder_prefix)
+                    and r.priority == f.priority):
+                taken.append(job)
+            else:
+                others.append(job)
+        for job in others:
+            self._queue.put(job)
+        return taken
+
+    def _generate_batch(self, requests: list[GenerationRequest],
+                        cancels: list[threading.Event]) -> list[GenerationResult]:
+        start = time.perf_counter()
+        prefix_len = len(requests[0].decoder_prefix)
+        max_new = max(r.max_new_tokens for r in requests)
+        generated: list[list[str]] = [[] for _ in requests]
+        stopped = [""] * len(requests)
+        # With the one-pass prefix (return_alternatives), callbacks start after the first new
+        # token; with the step-by-step prefix, they include one step per prefix token.
+        one_pass = self._one_pass(requests[0])
+        skip = 0 if (one_pass or self._generator is not None) else prefix_len
+
+        def on_token(step) -> bool:
+            i = step.batch_id
+            if cancels[i].is_set():
+                stopped[i] = "cancelled"
+                return True
+            if step.step < skip:
+                return False
+            generated[i].append(step.token)
+            rule = requests[i].stop_rule
+            if len(generated[i]) >= requests[i].max_new_tokens:
+                stopped[i] = stopped[i] or "length"
+                return True
+            if rule is not None and rule(self.tokenizer.decode_tokens(generated[i])):
+                stopped[i] = "stop_rule"
+                return True
+            return False
+
+        if self._generator is not None:
+            outputs = self._generator.generate_batch(
+                [r.decoder_prefix for r in requests], max_length=max_new, sampling_topk=1,
+                beam_size=1, include_prompt_in_result=False, callback=on_token,
+                end_token=list({self.meta.eos_token, *requests[0].end_tokens}))
+            sequences = [o.sequences[0] for o in outputs]
+        else:
+            kwargs = dict(beam_size=1, max_input_length=0, callback=on_token,
+                          max_decoding_length=prefix_len + max_new,
+                          end_token=list({self.meta.eos_token, *requests[0].end_tokens}))
+            if prefix_len:
+                kwargs["target_prefix"] = [r.decoder_prefix for r in requests]
+                if one_pass:
+                    kwargs.update(return_alternatives=True, num_hypotheses=1)
+            outputs = self._translator.translate_batch(
+                [r.encoder_tokens for r in requests], **kwargs)
+            sequences = [o.hypotheses[0][prefix_len:] for o in outputs]
+        elapsed = (time.perf_counter() - start) * 1000
+        results = []
+        for i, (req, seq) in enumerate(zip(requests, sequences)):
+            seq = seq[: req.max_new_tokens]
+            reason = stopped[i] or ("length" if len(seq) >= req.max_new_tokens else "eos")
+            if reason == "cancelled":
+                results.append(GenerationResult([], "", "cancelled", elapsed, prefix_len))
+                continue
+            results.append(GenerationResult(list(seq), self.tokenizer.decode_tokens(list(seq)),
+                                            reason, elapsed, prefix_len,
+                                            extra={"batch_size": len(requests)}))
+        return results
+
+    def _one_pass(self, request: GenerationRequest) -> bool:
+        """Whether the forced prefix can go through the decoder in one exact pass.
+
+        Only for T5 models converted with the parallel-prefix rewrite (see
+        docs/ctranslate2-t5-prefix/); plain conversions use the exact step-by-step path.
+        """
+        return (self._translator is not None and len(request.decoder_prefix) > 1
+                and self.meta.parallel_prefix)

@@ -1,0 +1,41 @@
+"""Plain data passed between the prompt builder, the engine and the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+Mode = Literal["decoder", "seq2seq", "infill", "summary", "causal"]
+StopReason = Literal["eos", "stop_rule", "length", "cancelled", "empty"]
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One model call, in token strings (what CTranslate2 takes).
+
+    - `encoder_tokens`: the source for encoder-decoder (T5) models; None for decoder-only
+      (CodeGen) models.
+    - `decoder_prefix`: tokens the decoder must be forced through before generating (for T5,
+      after the start token, which CTranslate2 adds itself); for CodeGen, the prompt.
+    - `stop_rule`: called with the text generated so far; True ends generation early (end of
+      line, end of block). It runs on the engine thread after every token, so keep it cheap.
+    - `end_tokens`: tokens that end generation besides the model's eos.
+    """
+
+    mode: Mode
+    encoder_tokens: list[str] | None
+    decoder_prefix: list[str]
+    max_new_tokens: int
+    stop_rule: Callable[[str], bool] | None = None
+    end_tokens: tuple[str, ...] = ()
+    priority: int = 0  # lower runs first: completions 0, background summaries 10
+
+
+@dataclass
+class GenerationResult:
+    tokens: list[str]
+    text: str
+    stop_reason: StopReason
+    model_ms: float
+    prefix_tokens: int = 0
+    extra: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,290 @@
+"""Model resolution: what `--model` names, where its converted CTranslate2 copy lives.
+
+`--model` may be
+- a Hugging Face hub id (``Salesforce/codet5p-220m``): downloaded with huggingface_hub on first
+  use, then converted; offline, a clear error says to pass a local path;
+- a local Hugging Face checkpoint folder (has ``config.json`` and weights): converted offline;
+- a converted folder (has ``model.bin``, ``tokenizer.json`` and our ``codet5_lsp.json``): used
+  as is.
+
+Conversions are cached in the user cache folder, keyed by model, revision, quantization, the
+ctranslate2 version and our conversion format version, so a change of any of them converts
+again and nothing stale is reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Literal
+
+METADATA_FILE = "codet5_lsp.json"
+TOKENIZER_FILE = "tokenizer.json"
+# Bump when the layout of converted folders or the conversion itself changes.
+CONVERSION_FORMAT = 1
+
+Family = Literal["t5", "codegen"]
+
+
+class ModelError(RuntimeError):
+    """A model cannot be found, downloaded, converted or loaded; the message names the path."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What the serving side must know about a converted model (saved as codet5_lsp.json)."""
+
+    source: str
+    family: Family
+    quantization: str
+    ctranslate2_version: str
+    revision: str | None = None
+    # T5 only: decoder self-attention rewritten so a target prefix can go in one exact pass.
+    parallel_prefix: bool = False
+    bos_token: str | None = "<s>"
+    eos_token: str = "</s>"
+    pad_token: str = "<pad>"
+    sentinel_token: str | None = "<extra_id_0>"
+    next_sentinel_token: str | None = "<extra_id_1>"
+    conversion_format: int = CONVERSION_FORMAT
+
+    def save(self, folder: Path) -> None:
+        (folder / METADATA_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, folder: Path) -> "ModelMetadata":
+        path = folder / METADATA_FILE
+        try:
+            data = json.loads(path.read_text())
+            known = set(cls.__dataclass_fields__)
+            return cls(**{k: v for k, v in data.items() if k in known})
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelError(f"corrupt or unreadable model metadata {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """A converted model ready to load: the CTranslate2 folder and what it needs."""
+
+    folder: Path
+    metadata: ModelMetadata
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.folder / TOKENIZER_FILE
+
+
+def default_cache_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("codet5-lsp")) / "models"
+
+
+def ctranslate2_version() -> str:
+    from importlib.metadata import version
+
+    return version("ctranslate2")
+
+
+def is_hub_id(spec: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", spec)) and not Path(spec).exists()
+
+
+def check_converted_folder(folder: Path) -> ModelFiles:
+    """Validate a converted folder; a missing or partial one raises ModelError naming it."""
+    missing = [n for n in ("model.bin", "config.json", TOKENIZER_FILE, METADATA_FILE)
+               if not (folder / n).is_file()]
+    if missing:
+        raise ModelError(
+            f"converted model folder {folder} is incomplete (missing {', '.join(missing)}); "
+            "delete it and convert again with `codet5-lsp convert`"
+        )
+    if (folder / "model.bin").stat().st_size == 0:
+        raise ModelError(f"converted model {folder / 'model.bin'} is empty (partial copy?)")
+    return ModelFiles(folder=folder, metadata=ModelMetadata.load(folder))
+
+
+def cache_key(source: str, revision: str | None, quantization: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "--", source.strip("/"))[-80:]
+    digest = hashlib.sha256(f"{source}\0{revision}".encode()).hexdigest()[:10]
+    rev = (revision or "local")[:12]
+    return f"{slug}--{rev}--{digest}--{quantization}--ct2-{ctranslate2_version()}--f{CONVERSION_FORMAT}"
+
+
+def local_checkpoint_revision(folder: Path) -> str:
+    """A fingerprint of a local checkpoint (names, sizes, mtimes), so edits re-convert."""
+    h = hashlib.sha256()
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            st = path.stat()
+            h.update(f"{path.name}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
+    return h.hexdigest()[:12]
+
+
+def resolve_model(
+    spec: str,
+    *,
+    quantization: str,
+    revision: str | None = None,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> ModelFiles:
+    """Turn `--model` into a converted folder, downloading and converting when needed."""
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    path = Path(spec).expanduser()
+    if path.exists():
+        path = path.resolve()
+        if not path.is_dir():
+            raise ModelError(f"model path {path} is not a folder")
+        if (path / "model.bin").exists():
+            return check_converted_folder(path)
+        if (path / "config.json").is_file():
+            rev = local_checkpoint_revision(path)
+            target = cache_dir / cache_key(str(path), rev, quantization)
+            if not _is_complete(target):
+                log(f"converting {path} ({quantization}) into {target}")
+                convert_checkpoint(path, target, quantization=quantization, source=str(path),
+                                   revision=rev)
+            return check_converted_folder(target)
+        raise ModelError(
+            f"model folder {path} has neither a CTranslate2 model (model.bin) "
+            "nor a Hugging Face checkpoint (config.json)"
+        )
+    if not is_hub_id(spec):
+        raise ModelError(f"model {spec!r} is neither an existing folder nor a hub id (owner/name)")
+
+    # Hub id: reuse any finished conversion of this id and revision without touching the network.
+    target = cache_dir / cache_key(spec, revision, quantization)
+    if _is_complete(target):
+        return check_converted_folder(target)
+    checkpoint = download_checkpoint(spec, revision=revision, offline=offline, log=log)
+    log(f"converting {spec} ({quantization}) into {target}")
+    convert_checkpoint(checkpoint, target, quantization=quantization, source=spec,
+                       revision=revision)
+    return check_converted_folder(target)
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / METADATA_FILE).is_file() and (folder / "model.bin").is_file()
+
+
+def download_checkpoint(repo_id: str, *, revision: str | None, offline: bool,
+                        log: Callable[[str], None]) -> Path:
+    """Fetch a checkpoint from the hub (with huggingface_hub's progress bars)."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
+        raise ModelError("huggingface_hub is not installed") from exc
+    patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.py"]
+    try:
+        log(f"downloading {repo_id} from the Hugging Face hub")
+        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
+                                   local_files_only=offline)
+        if not any(Path(folder).glob("*.safetensors")):
+            folder = snapshot_download(repo_id, revision=revision,
+                                       allow_patterns=patterns + ["*.bin"],
+                                       local_files_only=offline)
+        return Path(folder)
+    except Exception as exc:
+        raise ModelError(
+            f"cannot download {repo_id!r} ({type(exc).__name__}: {exc}). "
+            "Offline? Pass a local checkpoint folder or a converted model with --model PATH."
+        ) from exc
+
+
+def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
+                       revision: str | None, parallel_prefix: bool = True) -> ModelFiles:
+    """Convert a Hugging Face folder into a complete, self-describing CTranslate2 folder.
+
+    Written into a temporary sibling and renamed at the end, so an interrupted conversion never
+    leaves a folder that looks complete.
+    """
+    try:
+        from codet5_lsp.inference import checkpoints, conversion
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise ModelError(
+            "converting a Hugging Face checkpoint needs the 'convert' extra: "
+            "pip install 'codet5-lsp[convert]' (or pass an already converted model folder)"
+        ) from exc
+    src = Path(src)
+    try:
+        config = json.loads((src / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read {src / 'config.json'}: {exc}") from exc
+    kind = checkpoints.detect_checkpoint_kind(config)
+    quant = None if quantization in ("none", "", None) else quantization
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".convert-", dir=dst.parent))
+    try:
+        model_dir = work / "model"
+        if kind in ("t5", "codet5p_bimodal"):
+            hf_dir = src
+            if kind == "codet5p_bimodal":
+                hf_dir = work / "t5"
+                checkpoints.bimodal_to_t5(src, hf_dir)
+            conversion.convert_t5_checkpoint(hf_dir, model_dir, quant,
+                                             parallel_prefix=parallel_prefix)
+            family: Family = "t5"
+            tok_src = hf_dir
+        else:
+            hf_dir = src
+            if kind == "codet5p_encoder_decoder":
+                hf_dir = work / "codegen"
+                checkpoints.extract_codegen_decoder(src, hf_dir)
+            _convert_causal_lm(hf_dir, model_dir, quant)
+            family = "codegen"
+            tok_src = hf_dir
+            parallel_prefix = False
+        tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ModelError(f"{src} has no fast tokenizer that can be saved as tokenizer.json")
+        backend.save(str(model_dir / TOKENIZER_FILE))
+        meta = _metadata_for(family, tokenizer, source=source, revision=revision,
+                             quantization=quantization or "none",
+                             parallel_prefix=parallel_prefix and family == "t5")
+        meta.save(model_dir)
+        if dst.exists():
+            shutil.rmtree(dst)
+        os.replace(model_dir, dst)
+    except ModelError:
+        raise
+    except Exception as exc:
+        raise ModelError(f"conversion of {src} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return check_converted_folder(dst)
+
+
+def _metadata_for(family: Family, tokenizer, **kw) -> ModelMetadata:
+    if family == "codegen":
+        eos = tokenizer.eos_token or "<|endoftext|>"
+        return ModelMetadata(family="codegen", ctranslate2_version=ctranslate2_version(),
+                             bos_token=None, eos_token=eos, pad_token=eos,
+                             sentinel_token=None, next_sentinel_token=None, **kw)
+    vocab = tokenizer.get_vocab()
+    return ModelMetadata(
+        family="t5", ctranslate2_version=ctranslate2_version(),
+        bos_token=tokenizer.bos_token or "<s>", eos_token=tokenizer.eos_token or "</s>",
+        pad_token=tokenizer.pad_token or "<pad>",
+        sentinel_token="<extra_id_0>" if "<extra_id_0>" in vocab else None,
+        next_sentinel_token="<extra_id_1>" if "<extra_id_1>" in vocab else None,
+        **kw,
+    )
+
+
+def _convert_causal_lm(src: Path, dst: Path, quantization: str | None) -> None:
+    """CodeGen (and other decoder-only) checkpoints go through ctranslate2's own loader."""
+    import ctranslate2
+
+    ctranslate2.converters.TransformersConverter(str(src)).convert(
+        str(dst), quantization=quantization, force=True)

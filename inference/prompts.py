@@ -1,0 +1,115 @@
+"""Prompt building: pure functions from context text to a `GenerationRequest`.
+
+Each completion mode follows the checkpoints' own conventions (token ids from the CodeT5
+tokenizer: <pad>=0 is the decoder start, <s>=1, </s>=2, <extra_id_0>=32099):
+
+| mode      | encoder input                          | decoder                               |
+|-----------|----------------------------------------|---------------------------------------|
+| decoder   | marker (default `<s></s>`)             | <pad> + code before cursor, continues |
+| seq2seq   | <s> code before cursor </s>            | <pad>, generates the continuation     |
+| infill    | <s> prefix <extra_id_0> suffix </s>    | <pad> <extra_id_0>, generates middle  |
+| causal    | (CodeGen decoder of 2B/6B/16B)         | code before cursor, continues         |
+| summary   | function source (template <s> .. </s>) | <pad>, generates the summary          |
+
+The decoder-only marker is configurable because the paper's `[CLM]` token has no id in the
+released vocabulary; `<s></s>` (ids [1, 2]) is what the labmodel was trained with.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from codet5_lsp.inference.generation import GenerationRequest, Mode
+
+
+class Tokenizes(Protocol):
+    def tokens(self, text: str) -> list[str]: ...
+
+
+def keep_last(tokens: list[str], budget: int) -> list[str]:
+    """The last `budget` tokens (the text nearest the cursor matters most)."""
+    return tokens[-budget:] if budget > 0 else []
+
+
+def keep_first(tokens: list[str], budget: int) -> list[str]:
+    return tokens[:budget] if budget > 0 else []
+
+
+def marker_tokens(marker: str, tokenizer: Tokenizes) -> list[str]:
+    """Encoder input of the decoder-only mode; special tokens in the marker stay special."""
+    return tokenizer.tokens(marker)
+
+
+def build_completion_request(
+    mode: Mode,
+    prefix: str,
+    suffix: str,
+    tokenizer: Tokenizes,
+    *,
+    max_prefix_tokens: int,
+    max_suffix_tokens: int,
+    max_new_tokens: int,
+    bos: str | None = "<s>",
+    eos: str = "</s>",
+    sentinel: str | None = "<extra_id_0>",
+    next_sentinel: str | None = "<extra_id_1>",
+    decoder_marker: str = "<s></s>",
+    stop_rule: Callable[[str], bool] | None = None,
+) -> GenerationRequest:
+    """The request for completing `prefix` (text before the cursor) in `mode`."""
+    code = keep_last(tokenizer.tokens(prefix), max_prefix_tokens)
+    bos_list = [bos] if bos else []
+    if mode == "decoder":
+        return GenerationRequest("decoder", marker_tokens(decoder_marker, tokenizer), code,
+                                 max_new_tokens, stop_rule)
+    if mode == "seq2seq":
+        return GenerationRequest("seq2seq", bos_list + code + [eos], [], max_new_tokens,
+                                 stop_rule)
+    if mode == "infill":
+        if sentinel is None:
+            raise ValueError("infill mode needs a sentinel token (<extra_id_0>) in the vocabulary")
+        after = keep_first(tokenizer.tokens(suffix), max_suffix_tokens)
+        ends = (next_sentinel,) if next_sentinel else ()
+        return GenerationRequest("infill", bos_list + code + [sentinel] + after + [eos],
+                                 [sentinel], max_new_tokens, stop_rule, end_tokens=ends)
+    if mode == "causal":
+        return GenerationRequest("causal", None, code, max_new_tokens, stop_rule)
+    raise ValueError(f"unknown completion mode {mode!r}")
+
+
+def build_summary_request(
+    source: str,
+    tokenizer: Tokenizes,
+    *,
+    max_source_tokens: int,
+    max_new_tokens: int,
+    bos: str | None = "<s>",
+    eos: str = "</s>",
+) -> GenerationRequest:
+    """Summary of a function: its source (docstring removed by the caller) to the encoder."""
+    body = keep_first(tokenizer.tokens(source), max_source_tokens - 2)
+    bos_list = [bos] if bos else []
+    return GenerationRequest("summary", bos_list + body + [eos], [], max_new_tokens,
+                             stop_rule=None, priority=10)
+
+
+def line_stop_rule(generated: str) -> bool:
+    """Stop at the first line end: a single-line completion is complete there."""
+    return "\n" in generated
+
+
+def block_stop_rule(base_indent: int) -> Callable[[str], bool]:
+    """Stop a multi-line completion once a finished line returns to `base_indent` or less.
+
+    The block started at the cursor has body lines indented deeper than its opener; a
+    non-empty line at or left of the opener's indentation means the block has ended.
+    """
+
+    def rule(generated: str) -> bool:
+        lines = generated.split("\n")
+        for line in lines[1:-1]:  # complete lines after the first
+            if line.strip() and len(line) - len(line.lstrip()) <= base_indent:
+                return True
+        return False
+
+    return rule

@@ -1,0 +1,152 @@
+"""The completion pipeline: document -> context -> prompt -> engine -> post-processing.
+
+Handlers in `lsp.py` stay thin: they parse params and call `CompletionPipeline.complete`,
+which returns a `Suggestion` (or None for "no suggestion"). Everything slow happens on the
+engine's thread; this module only awaits it, so the LSP loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from codet5_lsp.inference.generation import Mode
+from codet5_lsp.inference.prompts import block_stop_rule, build_completion_request, line_stop_rule
+from codet5_lsp.server.context import CompletionContext, build_completion_context
+from codet5_lsp.server.debounce import AdaptiveDebouncer
+from codet5_lsp.server.documents import Document
+from codet5_lsp.server.postprocess import postprocess
+from codet5_lsp.server.settings import Settings
+from codet5_lsp.server.typethrough import TypeThroughCache
+
+if TYPE_CHECKING:
+    from codet5_lsp.server.model_manager import ModelManager
+
+log = logging.getLogger(__name__)
+
+# The fastest exact mode for T5 checkpoints (see docs/performance.md): the context goes
+# through the encoder in one parallel pass, and the suffix is used too.
+DEFAULT_T5_MODE: Mode = "infill"
+
+_ids = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Text to insert at the cursor, and how it was obtained (for stats and the status bar)."""
+
+    id: str
+    text: str
+    latency_ms: float
+    model_ms: float
+    from_cache: bool = False
+    mode: str = ""
+
+
+def choose_mode(setting: str, family: str) -> Mode:
+    """The completion mode actually served for a model family."""
+    if family == "codegen":
+        return "causal"  # the CodeGen decoder of codet5p-2b/6b/16b, through ctranslate2.Generator
+    if setting == "auto":
+        return DEFAULT_T5_MODE
+    return setting  # type: ignore[return-value]
+
+
+def stop_rule_for(ctx: CompletionContext):
+    """Single line: stop at the line end. Block: stop when a later line dedents out of it."""
+    if not ctx.multiline:
+        return line_stop_rule
+    indent = len(ctx.line_prefix) - len(ctx.line_prefix.lstrip())
+    if ctx.line_prefix.strip():  # the opener is on the cursor's line: body is deeper
+        return block_stop_rule(indent)
+    return block_stop_rule(indent - 1)  # cursor in the body's indentation
+
+
+class CompletionPipeline:
+    def __init__(self, models: "ModelManager", settings: Settings):
+        self.models = models
+        self.settings = settings
+        self.cache = TypeThroughCache()
+        self.debouncer = _debouncer(settings)
+        self.model_calls = 0
+
+    def update_settings(self, settings: Settings) -> None:
+        old, self.settings = self.settings, settings
+        if (old.debounce_ms, old.debounce_max_ms) != (settings.debounce_ms, settings.debounce_max_ms):
+            self.debouncer = _debouncer(settings)
+
+    def forget(self, uri: str) -> None:
+        """A closed document: drop its cached suggestions and typing rhythm."""
+        self.cache.invalidate(uri)
+        self.debouncer.forget(uri)
+
+    async def complete(self, doc: Document, position, cancel: threading.Event | None = None,
+                       *, debounce: bool = True) -> Suggestion | None:
+        """A suggestion for `position` in `doc`, or None ("no suggestion")."""
+        started = time.perf_counter()
+        cancel = cancel or threading.Event()
+        settings = self.settings
+        if getattr(doc, "too_large", False) or getattr(doc, "binary", False):
+            return None
+        if doc.language_id in settings.disabled_languages:
+            return None
+        offset = doc.offset_at(position)  # raises InvalidPositionError for bad positions
+        text = doc.text
+        prefix_window, suffix_window = text[max(0, offset - 4000):offset], text[offset:offset + 1000]
+        cached = self.cache.lookup(doc.uri, prefix_window, suffix_window)
+        if cached:
+            return Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True)
+        if debounce and not await self.debouncer.wait(doc.uri):
+            return None
+        engine = self.models.completion_engine()
+        if engine is None:
+            return None
+        tokenizer = engine.tokenizer
+        ctx = build_completion_context(doc, position, tokenizer.count,
+                                       settings.max_context_tokens, settings.max_suffix_tokens)
+        if ctx.in_string_or_comment and ctx.mid_line:
+            return None
+        meta = engine.meta
+        mode = choose_mode(settings.completion_mode, meta.family)
+        request = build_completion_request(
+            mode, ctx.prefix, ctx.suffix, tokenizer,
+            max_prefix_tokens=settings.max_context_tokens,
+            max_suffix_tokens=settings.max_suffix_tokens,
+            max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
+            bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
+            next_sentinel=meta.next_sentinel_token, decoder_marker=settings.decoder_marker,
+            stop_rule=stop_rule_for(ctx),
+        )
+        self.model_calls += 1
+        future = engine.submit(request, cancel)
+        try:
+            result = await asyncio.wait_for(asyncio.wrap_future(future),
+                                            settings.request_timeout_ms / 1000)
+        except asyncio.TimeoutError:
+            cancel.set()
+            log.warning("completion timed out after %d ms", settings.request_timeout_ms)
+            return None
+        except asyncio.CancelledError:
+            cancel.set()
+            raise
+        if result.stop_reason == "cancelled":
+            return None
+        final = postprocess(result.text, ctx)
+        if not final:
+            return None
+        self.cache.store(doc.uri, prefix_window, suffix_window, final)
+        return Suggestion(f"s{next(_ids)}", final, _ms(started), result.model_ms, mode=mode)
+
+
+def _debouncer(settings: Settings) -> AdaptiveDebouncer:
+    return AdaptiveDebouncer(min_ms=settings.debounce_ms,
+                             max_ms=max(settings.debounce_ms, settings.debounce_max_ms))
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

@@ -1,0 +1,122 @@
+"""One typed settings object, fed by CLI flags, initializationOptions and
+`workspace/didChangeConfiguration` (in that order; later sources override earlier ones)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, get_args, get_type_hints
+
+CompletionMode = Literal["auto", "decoder", "seq2seq", "infill"]
+Device = Literal["auto", "cpu", "cuda"]
+ComputeType = Literal[
+    "auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
+    "float16", "bfloat16", "float32",
+]
+Quantization = Literal[
+    "none", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16",
+    "float32",
+]
+
+DEFAULT_MODEL = "Salesforce/codet5p-220m"
+DEFAULT_SUMMARY_MODEL = "Salesforce/codet5p-220m-bimodal"
+
+
+class SettingsError(ValueError):
+    """A setting has the wrong type or an unknown value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    model: str = DEFAULT_MODEL
+    revision: str | None = None
+    device: Device = "auto"
+    compute_type: ComputeType = "auto"
+    completion_mode: CompletionMode = "auto"
+    # Encoder input for the decoder-only mode; CodeT5+ released no id for the paper's [CLM].
+    decoder_marker: str = "<s></s>"
+    max_context_tokens: int = 384
+    max_suffix_tokens: int = 128
+    max_new_tokens: int = 48
+    max_multiline_tokens: int = 128
+    summary_model: str = DEFAULT_SUMMARY_MODEL
+    summary_max_tokens: int = 48
+    summaries_enabled: bool = True
+    debounce_ms: int = 75
+    debounce_max_ms: int = 250
+    request_timeout_ms: int = 3000
+    max_file_bytes: int = 2_000_000
+    disabled_languages: tuple[str, ...] = ()
+    inter_threads: int = 1
+    intra_threads: int = 0
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    cache_dir: str | None = None
+    offline: bool = False
+
+    def merged(self, overrides: dict[str, Any] | None) -> "Settings":
+        """Return a copy with `overrides` applied (camelCase or snake_case keys).
+
+        Unknown keys are ignored (clients send whole sections); a known key with a bad value
+        raises SettingsError, naming it, and nothing is changed.
+        """
+        if not overrides:
+            return self
+        hints = get_type_hints(Settings)
+        known = {f.name for f in fields(self)}
+        updates: dict[str, Any] = {}
+        for raw_key, value in overrides.items():
+            key = _snake(raw_key)
+            if key not in known or value is None and key not in ("revision", "cache_dir"):
+                continue
+            updates[key] = _coerce(key, value, hints[key])
+        return dataclasses.replace(self, **updates)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _snake(key: str) -> str:
+    out = []
+    for ch in key:
+        if ch.isupper():
+            out.append("_" + ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out).replace("-", "_")
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    args = get_args(hint)
+    origin = getattr(hint, "__origin__", None)
+    if value is None:
+        return None
+    if origin is Literal or (args and all(isinstance(a, str) for a in args) and str(hint).startswith("typing.Literal")):
+        if value not in args:
+            raise SettingsError(f"setting {key!r}: {value!r} is not one of {', '.join(args)}")
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise SettingsError(f"setting {key!r}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise SettingsError(f"setting {key!r}: expected an integer, got {value!r}")
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"setting {key!r}: expected an integer, got {value!r}") from None
+        if number < 0:
+            raise SettingsError(f"setting {key!r}: must be >= 0, got {number}")
+        return number
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise SettingsError(f"setting {key!r}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    # str or str | None
+    if not isinstance(value, str):
+        raise SettingsError(f"setting {key!r}: expected a string, got {value!r}")
+    return value

@@ -1,0 +1,98 @@
+"""The engine: off-loop generation, cancellation within a step, priorities, batching."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+import pytest
+
+from codet5_lsp.inference.engine import CompletionEngine, EngineError
+from codet5_lsp.inference.prompts import build_completion_request, build_summary_request
+
+from .conftest import real_code_cases
+
+CASES = real_code_cases(6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def engine(labmodel_int8):
+    eng = CompletionEngine(labmodel_int8, device="cpu", compute_type="int8")
+    yield eng
+    eng.close()
+
+
+def _request(engine, i=0, mode="infill", **kw):
+    prefix, _rest, after = CASES[i]
+    return build_completion_request(mode, prefix, after, engine.tokenizer,
+                                    max_prefix_tokens=256, max_suffix_tokens=32,
+                                    max_new_tokens=kw.pop("max_new_tokens", 12), **kw)
+
+
+def _blocker(engine):
+    """A request that holds the worker until `release` is set (to queue others behind it)."""
+    release, started = threading.Event(), threading.Event()
+
+    def rule(_text):
+        started.set()
+        release.wait(10)
+        return True
+
+    fut = engine.submit(dataclasses.replace(_request(engine, 0), stop_rule=rule))
+    assert started.wait(30)
+    return release, fut
+
+
+def test_cancel_before_start_skips_the_model(engine):
+    cancel = threading.Event()
+    cancel.set()
+    result = engine.generate(_request(engine), cancel)
+    assert result.stop_reason == "cancelled" and result.tokens == []
+
+
+def test_cancel_during_generation_stops_at_the_next_token(engine):
+    cancel = threading.Event()
+    seen = []
+
+    def rule(text):
+        seen.append(text)
+        if len(seen) == 3:
+            cancel.set()
+        return False
+
+    req = dataclasses.replace(_request(engine, 1, max_new_tokens=40), stop_rule=rule,
+                              end_tokens=())
+    result = engine.generate(req, cancel)
+    assert result.stop_reason == "cancelled"
+    assert len(seen) == 3  # no token was produced after the cancel
+
+
+def test_completions_run_before_queued_summaries(engine):
+    release, first = _blocker(engine)
+    order = []
+    summary = engine.submit(build_summary_request("def f(x):\n    return x\n", engine.tokenizer,
+                                                  max_source_tokens=64, max_new_tokens=4))
+    completion = engine.submit(_request(engine, 2, mode="seq2seq", max_new_tokens=4))
+    summary.add_done_callback(lambda _f: order.append("summary"))
+    completion.add_done_callback(lambda _f: order.append("completion"))
+    release.set()
+    first.result(30), summary.result(30), completion.result(30)
+    assert order == ["completion", "summary"]
+
+
+def test_queued_compatible_requests_share_a_batch_and_keep_their_results(engine):
+    alone = [engine.generate(_request(engine, i)) for i in range(1, 5)]
+    release, first = _blocker(engine)
+    futures = [engine.submit(_request(engine, i)) for i in range(1, 5)]
+    release.set()
+    first.result(30)
+    batched = [f.result(30) for f in futures]
+    assert [r.extra["batch_size"] for r in batched] == [4, 4, 4, 4]
+    assert [r.tokens for r in batched] == [r.tokens for r in alone]
+
+
+def test_a_failing_request_does_not_kill_the_worker(engine):
+    bad = dataclasses.replace(_request(engine), stop_rule=lambda _t: 1 / 0)
+    with pytest.raises(EngineError):
+        engine.generate(bad)
+    assert engine.generate(_request(engine)).stop_reason in ("eos", "length", "stop_rule")

