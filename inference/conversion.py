@@ -15,22 +15,37 @@ from pathlib import Path
 from ctranslate2.converters import TransformersConverter
 from ctranslate2.specs import model_spec
 
+from codet5_lsp.inference.checkpoints import align_t5_tie_flag_with_output_scale
 from codet5_lsp.inference.t5_prefix_fix import apply_parallel_prefix_fix
 
 QUANTIZATIONS = ("int8", "int8_float16", "int8_bfloat16", "int8_float32",
                  "float16", "bfloat16", "float32")
 
 
-class T5PrefixFixConverter(TransformersConverter):
-    """``TransformersConverter`` that rewrites the T5 decoder self-attention after loading.
+class T5Converter(TransformersConverter):
+    """``TransformersConverter`` with our two T5 corrections.
 
-    ``_load`` is the one hook between building the spec and ``validate``/``optimize``/``save``,
-    so the rewrite sees the same raw weights the stock converter would save.
+    - ``load_model``: transformers 5 reports every T5 as tied; ct2 would then scale the decoder
+      output of an untied checkpoint (bimodal) wrongly, see
+      ``checkpoints.align_t5_tie_flag_with_output_scale``.
+    - ``_load`` (the one hook between building the spec and ``validate``/``optimize``/``save``):
+      with ``parallel_prefix``, rewrite the decoder self-attention so a forced prefix can go
+      through in one exact pass (``t5_prefix_fix``).
     """
+
+    def __init__(self, model_name_or_path: str, *, parallel_prefix: bool = True):
+        super().__init__(model_name_or_path)
+        self.parallel_prefix = parallel_prefix
+
+    def load_model(self, model_class, model_name_or_path, **kwargs):
+        model = super().load_model(model_class, model_name_or_path, **kwargs)
+        align_t5_tie_flag_with_output_scale(model)
+        return model
 
     def _load(self) -> model_spec.ModelSpec:
         spec = super()._load()
-        apply_parallel_prefix_fix(spec)
+        if self.parallel_prefix:
+            apply_parallel_prefix_fix(spec)
         return spec
 
 
@@ -48,8 +63,7 @@ def convert_t5_checkpoint(src: Path, dst: Path, quantization: str | None, *,
     src, dst = Path(src), Path(dst)
     if dst.exists() and not force:
         raise FileExistsError(f"{dst} already exists (pass force=True to replace it)")
-    converter_class = T5PrefixFixConverter if parallel_prefix else TransformersConverter
-    converter = converter_class(str(src))
+    converter = T5Converter(str(src), parallel_prefix=parallel_prefix)
     dst.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{dst.name}.converting-", dir=dst.parent))
     try:

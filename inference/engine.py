@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import queue
 import threading
 import time
@@ -97,6 +98,8 @@ class CompletionEngine:
         self.compute_type = default_compute_type(self.device) if compute_type == "auto" else compute_type
         self.max_batch = max_batch
         self.tokenizer = CodeTokenizer(model.tokenizer_file)
+        if intra_threads <= 0:  # ctranslate2's default is 4, too many on a 2-core machine
+            intra_threads = max(1, min(4, os.cpu_count() or 1))
         path = str(model.folder)
         try:
             if self.meta.family == "codegen":

@@ -284,7 +284,6 @@ def _metadata_for(family: Family, tokenizer, **kw) -> ModelMetadata:
 
 def _convert_causal_lm(src: Path, dst: Path, quantization: str | None) -> None:
     """CodeGen (and other decoder-only) checkpoints go through ctranslate2's own loader."""
-    import ctranslate2
+    from codet5_lsp.inference.checkpoints import convert_to_ctranslate2
 
-    ctranslate2.converters.TransformersConverter(str(src)).convert(
-        str(dst), quantization=quantization, force=True)
+    convert_to_ctranslate2(src, dst, quantization=quantization, force=True)

@@ -163,5 +163,9 @@ class ModelManager:
 
 
 def _storage_quantization(compute_type: str) -> str:
-    """How a conversion is stored: in the type it will run in (smaller, faster to load)."""
-    return {"int8_float32": "int8", "default": "none"}.get(compute_type, compute_type)
+    """How a conversion is stored: in the type it will run in (smaller, faster to load).
+
+    Plain "int8" would keep a bf16 checkpoint's other weights in bf16 (int8_bfloat16), which
+    the CPU then converts back on every load; store int8_float32 instead.
+    """
+    return {"int8": "int8_float32", "default": "none"}.get(compute_type, compute_type)

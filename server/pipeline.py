@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The fastest exact mode for T5 checkpoints (see docs/performance.md): the context goes
-# through the encoder in one parallel pass, and the suffix is used too.
-DEFAULT_T5_MODE: Mode = "infill"
+# Line completions come from the decoder-only mode (design card; it is also the mode the
+# labmodel and CodeT5+'s CLM pre-training teach). With the parallel-prefix rewrite
+# (docs/ctranslate2-t5-prefix/) it is exact and runs the context in one pass; see
+# docs/performance.md for the measured speed and quality of all modes.
+DEFAULT_T5_MODE: Mode = "decoder"
 
 _ids = itertools.count(1)
 
@@ -74,6 +76,7 @@ class CompletionPipeline:
         self.cache = TypeThroughCache()
         self.debouncer = _debouncer(settings)
         self.model_calls = 0
+        self._running: dict[str, threading.Event] = {}  # per document: the latest request
 
     def update_settings(self, settings: Settings) -> None:
         old, self.settings = self.settings, settings
@@ -84,12 +87,28 @@ class CompletionPipeline:
         """A closed document: drop its cached suggestions and typing rhythm."""
         self.cache.invalidate(uri)
         self.debouncer.forget(uri)
+        running = self._running.pop(uri, None)
+        if running is not None:
+            running.set()
 
     async def complete(self, doc: Document, position, cancel: threading.Event | None = None,
                        *, debounce: bool = True) -> Suggestion | None:
         """A suggestion for `position` in `doc`, or None ("no suggestion")."""
         started = time.perf_counter()
         cancel = cancel or threading.Event()
+        # Latest wins: a new request for a document supersedes (and stops) the one before it.
+        previous = self._running.get(doc.uri)
+        if previous is not None:
+            previous.set()
+        self._running[doc.uri] = cancel
+        try:
+            return await self._complete(doc, position, cancel, started, debounce)
+        finally:
+            if self._running.get(doc.uri) is cancel:
+                del self._running[doc.uri]
+
+    async def _complete(self, doc: Document, position, cancel: threading.Event, started: float,
+                        debounce: bool) -> Suggestion | None:
         settings = self.settings
         if getattr(doc, "too_large", False) or getattr(doc, "binary", False):
             return None
@@ -102,6 +121,8 @@ class CompletionPipeline:
         if cached:
             return Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True)
         if debounce and not await self.debouncer.wait(doc.uri):
+            return None
+        if cancel.is_set():  # superseded while waiting
             return None
         engine = self.models.completion_engine()
         if engine is None:

@@ -42,7 +42,7 @@ async def _start(args: list[str], env_cache, **init_options):
 
     @client.feature("codet5/status")
     def on_status(params):  # noqa: ANN001 - raw JSON object
-        statuses.append(params if isinstance(params, dict) else vars(params))
+        statuses.append(params if isinstance(params, dict) else params._asdict())
 
     caps = client_capabilities("visual-studio-code")
     result = await client.initialize_session(types.InitializeParams(
@@ -77,7 +77,7 @@ async def test_inline_completion_over_stdio(labmodel_float32, tmp_path):
     """initialize, didOpen, inlineCompletion returns the labmodel's completion, shutdown."""
     client, result, statuses = await _start(
         ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
-        tmp_path, debounceMs=0)
+        tmp_path, debounceMs=0, requestTimeoutMs=120000)
     try:
         caps = result.capabilities
         assert caps.inline_completion_provider is not None
@@ -112,7 +112,8 @@ def _in_process_completion(files, text, position):
     from codet5_lsp.server.pipeline import CompletionPipeline
     from codet5_lsp.server.settings import Settings
 
-    settings = Settings(model=str(files.folder), device="cpu", compute_type="float32")
+    settings = Settings(model=str(files.folder), device="cpu", compute_type="float32",
+                        request_timeout_ms=120000)
     store = DocumentStore()
     doc = store.open("file:///tmp/example.py", text, "python", 1)
     models = ModelManager(settings)
@@ -154,6 +155,6 @@ async def test_bad_model_is_reported_and_server_keeps_serving(kind, tmp_path, la
             context=types.InlineCompletionContext(
                 trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
         items = reply.items if hasattr(reply, "items") else reply
-        assert items == []
+        assert list(items) == []
     finally:
         await client.shutdown_session()

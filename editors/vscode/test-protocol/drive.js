@@ -53,6 +53,13 @@ async function main() {
   server.stderr.on("data", (chunk) => {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
+  let finished = false;
+  server.on("exit", (code, signal) => {
+    if (!finished) {
+      process.stderr.write(`drive.js: codet5-lsp exited early (code ${code}, signal ${signal}):\n${stderr}\n`);
+      process.exit(3);
+    }
+  });
   const connection = createProtocolConnection(
     new StreamMessageReader(server.stdout),
     new StreamMessageWriter(server.stdin),
@@ -169,6 +176,7 @@ async function main() {
     result.afterCancelError = describeError(error);
   }
 
+  finished = true;
   await connection.sendRequest(ShutdownRequest.type);
   await connection.sendNotification(ExitNotification.type);
   const exitCode = await new Promise((resolve) => {

@@ -1,0 +1,261 @@
+"""Benchmark of the document store and context step on large real Python files.
+
+Measures, on this machine's CPU:
+- per-keystroke update: a 1-char insert through `DocumentStore.change` plus the incremental
+  re-parse (first `doc.tree` access), on a 20k-line and a 2k-line file, against a full parse
+  of the same text;
+- context extraction: `build_completion_context` (with the labmodel's byte-level BPE for
+  token counting, the serving budgets 384/128) at cursor positions across the file, with the
+  per-version cache empty as it is after each keystroke;
+- memory per open document: Python allocations (tracemalloc) and RSS delta (includes the
+  tree-sitter tree).
+
+Files are real Python: the standard library of the running interpreter, concatenated in
+sorted order until the line count is reached. Run: `python -m bench.documents`
+(or `python bench/documents.py`); writes bench/results/documents.{json,md}.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import sys
+import sysconfig
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+LABMODEL = ROOT.parent / "shared" / "models" / "labmodel"
+
+if __package__ in (None, ""):  # run as a script: make the source tree importable
+    sys.path.insert(0, str(ROOT))
+
+from lsprotocol import types  # noqa: E402
+
+from codet5_lsp.server.context import build_completion_context  # noqa: E402
+from codet5_lsp.server.documents import DocumentStore  # noqa: E402
+from codet5_lsp.server.languages import new_parser  # noqa: E402
+
+KEYSTROKES = 300
+CONTEXT_SAMPLES = 300
+FULL_PARSES = 15
+MEMORY_COPIES = 5
+TARGET_UPDATE_MS = 6.0
+TARGET_SPEEDUP = 10.0
+TARGET_CONTEXT_MS = 2.0
+
+
+def real_python_source(lines: int) -> str:
+    """Stdlib modules of this interpreter, concatenated (sorted, deterministic)."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    out: list[str] = []
+    for path in sorted(stdlib.glob("*.py")):
+        try:
+            out.extend(path.read_text(encoding="utf-8").splitlines())
+        except (OSError, UnicodeDecodeError):
+            continue
+        if len(out) >= lines:
+            break
+    return "\n".join(out[:lines]) + "\n"
+
+
+def _stats(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in samples_s)
+    return {"median_ms": round(statistics.median(ms), 3),
+            "p95_ms": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 3),
+            "max_ms": round(ms[-1], 3), "n": len(ms)}
+
+
+def _code_positions(text: str, count: int, rng: random.Random) -> list[tuple[int, int]]:
+    """(line, character) in the middle of non-blank lines, spread over the file."""
+    lines = text.split("\n")
+    candidates = [i for i, line in enumerate(lines) if len(line.strip()) > 10]
+    chosen = sorted(rng.sample(candidates, min(count, len(candidates))))
+    return [(i, len(lines[i]) - len(lines[i].lstrip()) + len(lines[i].strip()) // 2)
+            for i in chosen]
+
+
+def bench_keystrokes(text: str, rng: random.Random) -> dict[str, object]:
+    store = DocumentStore()
+    uri = "file:///bench/big.py"
+    doc = store.open(uri, text, "python", 0)
+    assert doc.tree is not None
+    positions = _code_positions(text, KEYSTROKES, rng)
+    rng.shuffle(positions)
+    samples: list[float] = []
+    for version, (line, character) in enumerate(positions, start=1):
+        pos = types.Position(line=line, character=character)
+        change = types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos),
+                                                        text="x")
+        started = time.perf_counter()
+        store.change(uri, version, [change])
+        tree = doc.tree  # incremental re-parse happens here
+        samples.append(time.perf_counter() - started)
+        assert tree is not None
+    parser = new_parser("python")
+    data = doc.source_bytes
+    full: list[float] = []
+    for _ in range(FULL_PARSES):
+        started = time.perf_counter()
+        parser.parse(data)
+        full.append(time.perf_counter() - started)
+    fresh = parser.parse(data)
+    assert str(fresh.root_node) == str(doc.tree.root_node), "incremental tree differs"
+    update, reparse = _stats(samples), _stats(full)
+    return {"lines": text.count("\n"), "bytes": len(data), "update_1char": update,
+            "full_parse": reparse,
+            "speedup_median": round(reparse["median_ms"] / update["median_ms"], 1)}
+
+
+def _token_counter() -> tuple[Callable[[str], int], str]:
+    try:
+        from tokenizers import ByteLevelBPETokenizer
+        tok = ByteLevelBPETokenizer(str(LABMODEL / "vocab.json"), str(LABMODEL / "merges.txt"))
+        return (lambda s: len(tok.encode(s).ids)), "labmodel byte-level BPE (CodeT5 tokenizer)"
+    except Exception as exc:  # labmodel missing: a crude stand-in, said in the results
+        return (lambda s: len(s.split())), f"whitespace words (tokenizer unavailable: {exc})"
+
+
+def bench_context(text: str, rng: random.Random) -> dict[str, object]:
+    count, counter_name = _token_counter()
+    doc = DocumentStore().open("file:///bench/ctx.py", text, "python", 0)
+    assert doc.tree is not None
+    samples: list[float] = []
+    truncated = 0
+    for line, character in _code_positions(text, CONTEXT_SAMPLES, rng):
+        doc.cache.clear()  # as after a keystroke
+        started = time.perf_counter()
+        ctx = build_completion_context(doc, types.Position(line=line, character=character),
+                                       count, 384, 128)
+        samples.append(time.perf_counter() - started)
+        truncated += ctx.prefix_truncated
+    return {"lines": text.count("\n"), "token_counter": counter_name,
+            "budgets": {"prefix": 384, "suffix": 128}, "truncated_cases": truncated,
+            **_stats(samples)}
+
+
+def _rss() -> int:
+    try:
+        import psutil
+        return psutil.Process().memory_info().rss
+    except ImportError:  # Linux fallback
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def bench_memory(text: str) -> dict[str, object]:
+    store = DocumentStore()
+    gc.collect()
+    tracemalloc.start()
+    before_py = tracemalloc.get_traced_memory()[0]
+    rss_before = _rss()
+    for i in range(MEMORY_COPIES):
+        # distinct strings, so each document holds its own text
+        store.open(f"file:///bench/m{i}.py", text + f"# {i}\n", "python", 0).parse()
+    gc.collect()
+    rss_after = _rss()
+    after_py = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    per_doc_py = (after_py - before_py) / MEMORY_COPIES
+    per_doc_rss = (rss_after - rss_before) / MEMORY_COPIES
+    return {"lines": text.count("\n"), "text_bytes": len(text.encode()),
+            "python_heap_per_doc_mib": round(per_doc_py / 2**20, 2),
+            "rss_per_doc_mib": round(per_doc_rss / 2**20, 2),
+            "note": "RSS includes the tree-sitter tree; tracemalloc only Python objects "
+                    "(text str + UTF-8 bytes + line index)"}
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def run() -> dict[str, object]:
+    rng = random.Random(1234)
+    big, small = real_python_source(20_000), real_python_source(2_000)
+    results: dict[str, object] = {
+        "device": f"{_cpu_name()}, {os.cpu_count()} cores (CPU only)",
+        "python": platform.python_version(),
+        "source": "concatenated stdlib modules of this interpreter",
+        "keystroke_20k": bench_keystrokes(big, rng),
+        "keystroke_2k": bench_keystrokes(small, rng),
+        "context_20k": bench_context(big, rng),
+        "context_2k": bench_context(small, rng),
+        "memory_20k": bench_memory(big),
+    }
+    k20 = results["keystroke_20k"]
+    c20 = results["context_20k"]
+    results["targets"] = {
+        "update_20k_median_le_6ms": k20["update_1char"]["median_ms"] <= TARGET_UPDATE_MS,
+        "update_20k_speedup_ge_10x": k20["speedup_median"] >= TARGET_SPEEDUP,
+        "context_20k_median_le_2ms": c20["median_ms"] <= TARGET_CONTEXT_MS,
+    }
+    return results
+
+
+def to_markdown(r: dict) -> str:
+    rows = []
+    for key in ("keystroke_20k", "keystroke_2k"):
+        k = r[key]
+        rows.append(f"| {k['lines']} lines | {k['update_1char']['median_ms']} | "
+                    f"{k['update_1char']['p95_ms']} | {k['full_parse']['median_ms']} | "
+                    f"{k['full_parse']['p95_ms']} | {k['speedup_median']}x |")
+    ctx_rows = [f"| {r[k]['lines']} lines | {r[k]['median_ms']} | {r[k]['p95_ms']} | "
+                f"{r[k]['max_ms']} | {r[k]['truncated_cases']}/{r[k]['n']} |"
+                for k in ("context_20k", "context_2k")]
+    m = r["memory_20k"]
+    targets = "\n".join(f"- {name}: {'met' if ok else 'NOT met'}"
+                        for name, ok in r["targets"].items())
+    return "\n".join([
+        "# Document store and context benchmark",
+        "",
+        f"Device: {r['device']}; Python {r['python']}. Files: {r['source']}.",
+        "",
+        "## Keystroke update (1-char insert + incremental re-parse) vs full parse (ms)",
+        "",
+        "| file | update median | update p95 | full parse median | full parse p95 | speedup |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"## Context extraction (`build_completion_context`, budgets 384/128, "
+        f"token counter: {r['context_20k']['token_counter']}) (ms)",
+        "",
+        "| file | median | p95 | max | prefix cut (cases) |",
+        "|---|---|---|---|---|",
+        *ctx_rows,
+        "",
+        "## Memory per open document (20k lines)",
+        "",
+        f"- text: {m['text_bytes'] / 2**20:.2f} MiB UTF-8",
+        f"- Python heap (tracemalloc): {m['python_heap_per_doc_mib']} MiB",
+        f"- RSS delta (includes the tree): {m['rss_per_doc_mib']} MiB",
+        "",
+        "## Targets",
+        "",
+        targets,
+        "",
+    ])
+
+
+def main() -> None:
+    results = run()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "documents.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / "documents.md").write_text(to_markdown(results))
+    print(to_markdown(results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,389 @@
+"""Document store: the text, line index and tree-sitter tree of every open document.
+
+Why we keep our own copy instead of pygls' workspace: every keystroke must update the text,
+the tree (incrementally) and a line index in a few milliseconds, even for 20k-line files,
+and positions must be converted exactly in the negotiated encoding.
+
+Per edit the work is O(size of the edit + number of lines after it) in Python plus memcpy of
+the text: positions convert through the line index (line -> str offset and UTF-8 byte
+offset), the index is patched around the edit and shifted after it, and the tree gets a
+`Tree.edit`. Re-parsing is incremental (the edited old tree is passed to the parser) and
+lazy: it happens on the first access to `Document.tree` after changes, so a burst of
+keystrokes between two requests costs one reparse.
+
+Never lose what the user typed: documents that are too large (`max_bytes`) or look binary
+(contain NUL, or mostly control characters) are still tracked as text, only flagged
+(`too_large` / `binary`) and not parsed (`tree` is None). Lone surrogates (possible in JSON)
+are kept in the str and encoded with "surrogatepass" (3 bytes each) for tree-sitter.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from typing import Iterator, Sequence
+
+import tree_sitter
+from lsprotocol import types
+
+from codet5_lsp.server import positions as P
+from codet5_lsp.server.languages import new_parser
+from codet5_lsp.server.positions import InvalidPositionError
+
+__all__ = ["Document", "DocumentStore", "UnknownDocumentError", "InvalidPositionError"]
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_BINARY_SAMPLE = 4096
+_BINARY_CONTROL_RATIO = 0.10
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+
+
+class UnknownDocumentError(KeyError):
+    """A request or change for a URI that is not open (no didOpen, or already closed)."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else "unknown document"
+
+
+def looks_binary(text: str) -> bool:
+    """NUL anywhere, or more than 10% C0 control characters in the first 4 KiB."""
+    if "\x00" in text:
+        return True
+    sample = text[:_BINARY_SAMPLE]
+    if not sample:
+        return False
+    controls = sum(1 for ch in sample if ch < " " and ch not in _TEXT_CONTROLS)
+    return controls > _BINARY_CONTROL_RATIO * len(sample)
+
+
+def _count_lone_cr(text: str, first: int, last: int) -> int:
+    """Lone "\\r" (not followed by "\\n") at positions first..last inclusive."""
+    first = max(first, 0)
+    count = 0
+    index = text.find("\r", first, last + 1)
+    while index >= 0:
+        if index + 1 >= len(text) or text[index + 1] != "\n":
+            count += 1
+        index = text.find("\r", index + 1, last + 1)
+    return count
+
+
+def _position_parts(position: object) -> tuple[int, int]:
+    if isinstance(position, tuple):
+        return int(position[0]), int(position[1])
+    return int(position.line), int(position.character)  # type: ignore[attr-defined]
+
+
+class Document:
+    """One open document: text + line index + (lazily re-parsed) tree-sitter tree."""
+
+    def __init__(self, uri: str, text: str, language_id: str, version: int,
+                 encoding: str = P.UTF16, max_bytes: int = 2_000_000):
+        self.uri = uri
+        self.language_id = language_id
+        self.version = version
+        self.encoding = P.normalize_encoding(encoding)
+        self.too_large = False
+        self.binary = False
+        self._parser: tree_sitter.Parser | None = new_parser(language_id)
+        self._tree: tree_sitter.Tree | None = None
+        self._tree_stale = False
+        self._cache: dict[object, object] = {}
+        self._set_text(text, max_bytes)
+
+    # ---- text and index -------------------------------------------------------------
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @property
+    def source_bytes(self) -> bytes:
+        """The UTF-8 ("surrogatepass") bytes tree-sitter parses."""
+        return self._bytes
+
+    @property
+    def line_count(self) -> int:
+        return len(self._starts)
+
+    @property
+    def parseable(self) -> bool:
+        return self._parser is not None and not self.too_large and not self.binary
+
+    @property
+    def tree(self) -> tree_sitter.Tree | None:
+        """The syntax tree of the current text (None: unknown language, too large, binary)."""
+        if self._tree_stale:
+            self._reparse()
+        return self._tree
+
+    @property
+    def cache(self) -> dict[object, object]:
+        """Per-text-version memo for derived data (context step); cleared on every change."""
+        return self._cache
+
+    def _set_text(self, text: str, max_bytes: int) -> None:
+        self._text = text
+        self._bytes = P.encode_utf8(text)
+        self._starts = P.line_starts(text)
+        self._byte_starts = self._byte_starts_for(self._starts)
+        self._lone_cr = _count_lone_cr(text, 0, len(text) - 1)
+        self._tree = None
+        self._update_flags(max_bytes)
+        self._tree_stale = self.parseable
+
+    def _byte_starts_for(self, starts: Sequence[int]) -> list[int]:
+        text = self._text
+        if text.isascii():
+            return list(starts)
+        out = [0]
+        for previous, start in zip(starts, starts[1:]):
+            out.append(out[-1] + len(P.encode_utf8(text[previous:start])))
+        return out
+
+    def _update_flags(self, max_bytes: int) -> None:
+        was_parseable = self.parseable
+        self.too_large = len(self._bytes) > max_bytes
+        self.binary = looks_binary(self._text)
+        if not self.parseable:
+            self._tree = None
+            self._tree_stale = False
+        elif not was_parseable:
+            self._tree = None
+            self._tree_stale = True
+
+    def _reparse(self) -> None:
+        self._tree_stale = False
+        if not self.parseable:
+            self._tree = None
+            return
+        assert self._parser is not None
+        self._tree = self._parser.parse(self._bytes, self._tree) if self._tree is not None \
+            else self._parser.parse(self._bytes)
+
+    def parse(self) -> tree_sitter.Tree | None:
+        """Re-parse now if the text changed since the last parse (normally lazy)."""
+        return self.tree
+
+    # ---- conversions ----------------------------------------------------------------
+    def offset_at(self, position: object) -> int:
+        """str offset of an LSP position (object with .line/.character, or a tuple)."""
+        line, character = _position_parts(position)
+        if line < 0 or line >= len(self._starts):
+            raise InvalidPositionError(
+                f"line {line} is outside {self.uri} (it has {len(self._starts)} lines, "
+                f"0-based)")
+        if character < 0:
+            raise InvalidPositionError(f"negative character {character} on line {line}")
+        start = self._starts[line]
+        end = P.line_content_end(self._text, self._starts, line)
+        if self.encoding == P.UTF32 or character <= 0:
+            return start + min(character, end - start)
+        return start + P.column_to_index(self._text[start:end], character, self.encoding)
+
+    def byte_offset_of(self, offset: int) -> int:
+        """UTF-8 byte offset of a str offset."""
+        if offset < 0 or offset > len(self._text):
+            raise InvalidPositionError(
+                f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
+        line = bisect_right(self._starts, offset) - 1
+        segment = self._text[self._starts[line]:offset]
+        width = len(segment) if segment.isascii() else len(P.encode_utf8(segment))
+        return self._byte_starts[line] + width
+
+    def byte_offset_at(self, position: object) -> int:
+        """UTF-8 byte offset of an LSP position."""
+        return self.byte_offset_of(self.offset_at(position))
+
+    def offset_of_byte(self, byte_offset: int) -> int:
+        """str offset of a UTF-8 byte offset (a byte inside a char maps to its start)."""
+        data = self._bytes
+        if byte_offset < 0 or byte_offset > len(data):
+            raise InvalidPositionError(f"byte offset {byte_offset} is outside 0..{len(data)}")
+        while 0 < byte_offset < len(data) and (data[byte_offset] & 0xC0) == 0x80:
+            byte_offset -= 1
+        line = bisect_right(self._byte_starts, byte_offset) - 1
+        start_byte = self._byte_starts[line]
+        segment = data[start_byte:byte_offset]
+        width = len(segment) if segment.isascii() else \
+            len(segment.decode("utf-8", P.SURROGATE_ERRORS))
+        return self._starts[line] + width
+
+    def position_at(self, offset: int) -> types.Position:
+        """LSP position of a str offset (in the document's encoding)."""
+        line, character = P.position_at(self._text, self._starts, offset, self.encoding)
+        return types.Position(line=line, character=character)
+
+    def point_of(self, offset: int) -> tuple[int, int]:
+        """tree-sitter point (row, byte column) of a str offset."""
+        byte_offset = self.byte_offset_of(offset)
+        if self._lone_cr == 0:  # LSP lines and tree-sitter rows coincide
+            line = bisect_right(self._starts, offset) - 1
+            return line, byte_offset - self._byte_starts[line]
+        data = self._bytes
+        return data.count(b"\n", 0, byte_offset), byte_offset - (data.rfind(b"\n", 0,
+                                                                            byte_offset) + 1)
+
+    def line_starts_between(self, low: int, high: int) -> list[int]:
+        """str offsets of the line starts s with low <= s <= high, ascending."""
+        return self._starts[bisect_left(self._starts, low):bisect_right(self._starts, high)]
+
+    def line_of(self, offset: int) -> int:
+        """LSP line containing str `offset`."""
+        return bisect_right(self._starts, offset) - 1
+
+    def line_start(self, line: int) -> int:
+        """str offset where `line` starts."""
+        self._check_line(line)
+        return self._starts[line]
+
+    def line_end(self, line: int) -> int:
+        """str offset of the end of `line`'s content (before its terminator)."""
+        self._check_line(line)
+        return P.line_content_end(self._text, self._starts, line)
+
+    def line_text(self, line: int) -> str:
+        """Text of `line` without its terminator."""
+        self._check_line(line)
+        return self._text[self._starts[line]:P.line_content_end(self._text, self._starts, line)]
+
+    def lines(self, first: int, last: int) -> Iterator[str]:
+        """Texts of lines first..last-1 (clamped to the document)."""
+        for line in range(max(first, 0), min(last, len(self._starts))):
+            yield self.line_text(line)
+
+    def _check_line(self, line: int) -> None:
+        if line < 0 or line >= len(self._starts):
+            raise InvalidPositionError(
+                f"line {line} is outside {self.uri} (it has {len(self._starts)} lines)")
+
+    # ---- edits ------------------------------------------------------------------------
+    def apply_changes(self, version: int, changes: Sequence[object], max_bytes: int) -> None:
+        """Apply didChange content changes in order (partial ranges or whole text)."""
+        try:
+            for change in changes:
+                rng = getattr(change, "range", None)
+                new_text = change.text  # type: ignore[attr-defined]
+                if rng is None:
+                    self._set_text(new_text, max_bytes)
+                else:
+                    self._apply_edit(rng, new_text)
+            self.version = version
+        finally:  # a bad position mid-batch: keep what was applied consistent
+            self._cache = {}
+            self._update_flags(max_bytes)
+
+    def _apply_edit(self, rng: object, new_text: str) -> None:
+        start = self.offset_at(rng.start)  # type: ignore[attr-defined]
+        end = self.offset_at(rng.end)  # type: ignore[attr-defined]
+        if end < start:  # a reversed range: treat it as the same span
+            start, end = end, start
+        self.replace(start, end, new_text)
+
+    def replace(self, start: int, end: int, new_text: str) -> None:
+        """Replace text[start:end] (str offsets) and keep index and tree in step."""
+        old_text = self._text
+        start_byte, end_byte = self.byte_offset_of(start), self.byte_offset_of(end)
+        keep_tree = self._tree is not None
+        if keep_tree:
+            start_point, old_end_point = self.point_of(start), self.point_of(end)
+        new_bytes = P.encode_utf8(new_text)
+        removed_lone_cr = _count_lone_cr(old_text, start - 1, end)
+        text = old_text[:start] + new_text + old_text[end:]
+        self._text = text
+        self._bytes = self._bytes[:start_byte] + new_bytes + self._bytes[end_byte:]
+        self._patch_line_index(start, end, new_text, start_byte, end_byte, len(new_bytes))
+        new_end = start + len(new_text)
+        self._lone_cr += _count_lone_cr(text, start - 1, new_end) - removed_lone_cr
+        if keep_tree:
+            assert self._tree is not None
+            self._tree.edit(start_byte=start_byte, old_end_byte=end_byte,
+                            new_end_byte=start_byte + len(new_bytes),
+                            start_point=start_point, old_end_point=old_end_point,
+                            new_end_point=self.point_of(new_end))
+            self._tree_stale = True
+
+    def _patch_line_index(self, start: int, end: int, new_text: str, start_byte: int,
+                          end_byte: int, new_len_bytes: int) -> None:
+        """Line starts < start are kept, those > end shifted, the ones between re-scanned.
+
+        A line start p depends on text[p-1] and text[p] only ("\\r\\n" is one terminator),
+        so only starts in [start, start+len(new_text)] of the new text can differ.
+        """
+        starts, byte_starts, text = self._starts, self._byte_starts, self._text
+        low = bisect_left(starts, max(start, 1))  # line 0 always starts at 0
+        high = bisect_left(starts, end + 1)
+        new_end = start + len(new_text)
+        middle: list[int] = []
+        middle_bytes: list[int] = []
+        scan_from = max(start - 1, 0)
+        scan_to = min(new_end + 1, len(text))
+        last_offset, last_byte = start, start_byte
+        for match in _LINE_END.finditer(text, scan_from, scan_to):
+            line_start = match.end()
+            if start <= line_start <= new_end and line_start > 0:
+                segment = text[last_offset:line_start]
+                last_byte += len(segment) if segment.isascii() else len(P.encode_utf8(segment))
+                last_offset = line_start
+                middle.append(line_start)
+                middle_bytes.append(last_byte)
+        delta = len(new_text) - (end - start)
+        delta_bytes = new_len_bytes - (end_byte - start_byte)
+        tail = starts[high:]
+        tail_bytes = byte_starts[high:]
+        if delta:
+            tail = [s + delta for s in tail]
+        if delta_bytes:
+            tail_bytes = [b + delta_bytes for b in tail_bytes]
+        starts[low:] = middle + tail
+        byte_starts[low:] = middle_bytes + tail_bytes
+
+
+class DocumentStore:
+    """All open documents by URI. `encoding` follows the negotiated position encoding."""
+
+    def __init__(self, encoding: str = "utf-16", max_bytes: int = 2_000_000):
+        self._encoding = P.normalize_encoding(encoding)
+        self.max_bytes = max_bytes
+        self._documents: dict[str, Document] = {}
+
+    @property
+    def encoding(self) -> str:
+        return self._encoding
+
+    @encoding.setter
+    def encoding(self, value: object) -> None:
+        self._encoding = P.normalize_encoding(value)
+        for document in self._documents.values():
+            document.encoding = self._encoding
+
+    def open(self, uri: str, text: str, language_id: str, version: int) -> Document:
+        """Track a document (re-opening a URI replaces it)."""
+        document = Document(uri, text, language_id, version, self._encoding, self.max_bytes)
+        self._documents[uri] = document
+        return document
+
+    def change(self, uri: str, version: int, changes: Sequence[object]) -> Document:
+        """Apply didChange content changes in order; returns the updated document."""
+        document = self.get(uri)
+        document.encoding = self._encoding
+        document.apply_changes(version, changes, self.max_bytes)
+        return document
+
+    def close(self, uri: str) -> None:
+        """Forget a document (no error if it is not open: closing is idempotent)."""
+        self._documents.pop(uri, None)
+
+    def get(self, uri: str) -> Document:
+        try:
+            return self._documents[uri]
+        except KeyError:
+            raise UnknownDocumentError(f"document {uri} is not open") from None
+
+    def __contains__(self, uri: object) -> bool:
+        return uri in self._documents
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._documents))

@@ -1,0 +1,146 @@
+"""Hover summaries: the function under the cursor, summarized by the encoder-decoder model.
+
+Summaries are cached by (summary model, hash of the function's body without its docstring), so
+an unchanged function is never summarized twice, in a bounded LRU. Interactive hovers run
+before background work but after completions (engine priorities); summaries of the functions
+around the cursor are prefetched at the lowest priority. A cancelled hover stops its
+generation within one decoding step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from codet5_lsp.inference.prompts import build_summary_request
+from codet5_lsp.server.settings import Settings
+
+if TYPE_CHECKING:
+    from codet5_lsp.server.model_manager import ModelManager
+
+log = logging.getLogger(__name__)
+
+HOVER_PRIORITY = 5
+PREFETCH_PRIORITY = 10
+MAX_SOURCE_TOKENS = 512
+
+
+@dataclass(frozen=True)
+class Summary:
+    text: str
+    model: str
+    from_cache: bool
+
+
+def first_sentence(text: str) -> str:
+    """The one-sentence summary: the first sentence of the first paragraph, tidied."""
+    text = " ".join(text.strip().split("\n\n", 1)[0].split())
+    match = re.search(r"(?<=[.!?])\s", text)
+    return text[: match.start()] if match else text
+
+
+class SummaryCache:
+    """Bounded LRU of summaries keyed by (model, body hash)."""
+
+    def __init__(self, capacity: int = 2048):
+        self.capacity = capacity
+        self._items: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    def get(self, model: str, body_hash: str) -> str | None:
+        key = (model, body_hash)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        return None
+
+    def put(self, model: str, body_hash: str, summary: str) -> None:
+        self._items[(model, body_hash)] = summary
+        self._items.move_to_end((model, body_hash))
+        while len(self._items) > self.capacity:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class SummaryService:
+    def __init__(self, models: "ModelManager", settings: Settings, capacity: int = 2048):
+        self.models = models
+        self.settings = settings
+        self.cache = SummaryCache(capacity)
+        self.model_calls = 0
+        self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+
+    def update_settings(self, settings: Settings) -> None:
+        self.settings = settings
+
+    async def summarize(self, definition, cancel: threading.Event | None = None,
+                        priority: int = HOVER_PRIORITY) -> Summary | None:
+        """Summary of `definition` (a context.Definition), or None when no model is ready."""
+        engine = self.models.summary_engine()
+        if engine is None or not self.settings.summaries_enabled:
+            return None
+        model = engine.meta.source
+        cached = self.cache.get(model, definition.body_hash)
+        if cached is not None:
+            return Summary(cached, model, True)
+        key = (model, definition.body_hash)
+        pending = self._inflight.get(key)
+        if pending is not None:  # the same function is already being summarized
+            text = await asyncio.shield(pending)
+            return Summary(text, model, True) if text else None
+        request = build_summary_request(
+            definition.source_without_docstring, engine.tokenizer,
+            max_source_tokens=MAX_SOURCE_TOKENS, max_new_tokens=self.settings.summary_max_tokens,
+            bos=engine.meta.bos_token, eos=engine.meta.eos_token)
+        if priority != request.priority:
+            from dataclasses import replace
+            request = replace(request, priority=priority)
+        cancel = cancel or threading.Event()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future = loop.create_future()
+        self._inflight[key] = done
+        self.model_calls += 1
+        text = ""
+        try:
+            result = await asyncio.wrap_future(engine.submit(request, cancel))
+            if result.stop_reason != "cancelled":
+                text = first_sentence(result.text)
+        except asyncio.CancelledError:
+            cancel.set()  # stops the generation on the engine thread
+            raise
+        finally:
+            self._inflight.pop(key, None)
+            done.set_result(text)
+        if not text:
+            return None
+        self.cache.put(model, definition.body_hash, text)
+        return Summary(text, model, False)
+
+    def prefetch(self, definitions) -> None:
+        """Summarize these definitions in the background (lowest priority), skipping cached."""
+        engine = self.models.summary_engine()
+        if engine is None or not self.settings.summaries_enabled:
+            return
+        for definition in definitions:
+            if self.cache.get(engine.meta.source, definition.body_hash) is None and \
+                    (engine.meta.source, definition.body_hash) not in self._inflight:
+                task = asyncio.ensure_future(self.summarize(definition,
+                                                            priority=PREFETCH_PRIORITY))
+                task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("background summary failed: %s", task.exception())
+
+
+def hover_markdown(summary: Summary, name: str) -> str:
+    """Markdown shown on hover: the sentence, then the model that wrote it."""
+    model = summary.model.rstrip("/").split("/")[-1] if "/" in summary.model else summary.model
+    return f"{summary.text}\n\n*{name} — summary by {model} (codet5-lsp)*"

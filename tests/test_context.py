@@ -1,0 +1,361 @@
+"""Context step: definitions, hover targets, imports, cursor kinds and token budgets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from lsprotocol import types
+
+from codet5_lsp.server.context import (BLOCK_START, IN_COMMENT, IN_STRING, LINE_START, MID_LINE,
+                                       build_completion_context, cursor_kind,
+                                       definition_at, detect_indent_unit, enclosing_definition,
+                                       imports, last_n_tokens_context, outline)
+from codet5_lsp.server.documents import DocumentStore
+
+
+@dataclass(frozen=True)
+class Fixture:
+    language_id: str
+    source: str
+    body_needle: str      # text inside the function body
+    name: str             # the function's name
+    kind: str             # function | method
+    imports: tuple[str, ...]
+    outside_needle: str   # a top-level position that is in no function
+    docstring: str | None = None
+
+
+FIXTURES = [
+    Fixture("python", '''import os
+from typing import List
+
+
+class Greeter:
+    """A greeter."""
+
+    @staticmethod
+    def greet(name):
+        """Say hi."""
+        return "hi " + name
+
+
+x = 1
+''', 'return "hi', "greet", "method", ("import os", "from typing import List"), "x = 1",
+        "Say hi."),
+    Fixture("java", """package demo;
+import java.util.List;
+
+public class Greeter {
+    /**
+     * Says hello.
+     */
+    public String greet(String name) {
+        return "hi " + name;
+    }
+}
+""", 'return "hi', "greet", "method", ("import java.util.List;",), "package demo",
+        "Says hello."),
+    Fixture("javascript", """import fs from 'fs';
+const path = require('path');
+
+/** Adds. */
+function add(a, b) {
+  return a + b;
+}
+const el = <div>{add(1, 2)}</div>;
+""", "return a + b", "add", "function",
+        ("import fs from 'fs';", "const path = require('path');"), "const el", "Adds."),
+    Fixture("typescript", """import { x } from "./x";
+
+export function add(a: number, b: number): number {
+  return a + b;
+}
+let y: number = 2;
+""", "return a + b", "add", "function", ('import { x } from "./x";',), "let y"),
+    Fixture("typescriptreact", """import React from "react";
+
+const App = (props: { name: string }) => {
+  return <div>{props.name}</div>;
+};
+export default App;
+""", "return <div>", "App", "function", ('import React from "react";',), "export default"),
+    Fixture("go", """package main
+
+import (
+\t"fmt"
+)
+
+// Add adds.
+func Add(a int, b int) int {
+\treturn a + b
+}
+
+var x = 1
+""", "return a + b", "Add", "function", ('import (\n\t"fmt"\n)',), "var x", "Add adds."),
+    Fixture("ruby", """require 'json'
+
+class Box
+  # Size of it.
+  def size(a)
+    a + 1
+  end
+end
+puts 1
+""", "a + 1", "size", "method", ("require 'json'",), "puts 1", "Size of it."),
+    Fixture("php", """<?php
+use Foo\\Bar;
+
+/** Adds. */
+function add($a, $b) {
+    return $a + $b;
+}
+echo 1;
+""", "return $a", "add", "function", ("use Foo\\Bar;",), "echo 1", "Adds."),
+    Fixture("c", """#include <stdio.h>
+
+/** Adds. */
+int add(int a, int b) {
+    return a + b;
+}
+int x = 1;
+""", "return a + b", "add", "function", ("#include <stdio.h>",), "int x", "Adds."),
+    Fixture("cpp", """#include <vector>
+
+class Box {
+public:
+    int size() const {
+        return 1;
+    }
+};
+int x = 1;
+""", "return 1", "size", "method", ("#include <vector>",), "int x"),
+    Fixture("csharp", """using System;
+
+namespace Demo {
+    class Box {
+        /// Size of it.
+        public int Size(int a) {
+            return a + 1;
+        }
+    }
+}
+""", "return a + 1", "Size", "method", ("using System;",), "using System", "Size of it."),
+    Fixture("rust", """use std::io;
+
+/// Adds.
+fn add(a: i32, b: i32) -> i32 {
+    a + b
+}
+
+struct S;
+""", "a + b\n", "add", "function", ("use std::io;",), "struct S", "Adds."),
+]
+
+
+def _open(source: str, language_id: str, uri: str = "file:///tmp/x"):
+    store = DocumentStore()
+    return store, store.open(uri, source, language_id, 1)
+
+
+def _insert(store, doc, offset: int, text: str) -> None:
+    pos = doc.position_at(offset)
+    store.change(doc.uri, doc.version + 1, [types.TextDocumentContentChangePartial(
+        range=types.Range(start=pos, end=pos), text=text)])
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=lambda f: f.language_id)
+def test_enclosing_definition_and_hover_per_language(fx: Fixture):
+    _, doc = _open(fx.source, fx.language_id)
+    assert doc.tree is not None and not doc.tree.root_node.has_error
+    inside = fx.source.index(fx.body_needle) + 2
+    definition = enclosing_definition(doc, inside)
+    assert definition is not None
+    assert (definition.name, definition.kind) == (fx.name, fx.kind)
+    assert doc.text[definition.name_start:definition.name_end] == fx.name
+    assert definition.source == doc.text[definition.start:definition.end]
+    assert fx.name in definition.signature and fx.body_needle.strip() not in definition.signature
+    assert definition.docstring == fx.docstring
+    # hover: on the body and on the name -> the function; top-level code -> None
+    assert definition_at(doc, doc.position_at(inside)).name == fx.name
+    assert definition_at(doc, doc.position_at(definition.name_start + 1)).name == fx.name
+    outside = fx.source.index(fx.outside_needle) + 1
+    assert definition_at(doc, doc.position_at(outside)) is None
+    assert enclosing_definition(doc, outside) is None or \
+        enclosing_definition(doc, outside).kind == "class"
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=lambda f: f.language_id)
+def test_imports_per_language(fx: Fixture):
+    _, doc = _open(fx.source, fx.language_id)
+    assert imports(doc) == list(fx.imports)
+
+
+@pytest.mark.parametrize("fx", FIXTURES, ids=lambda f: f.language_id)
+def test_body_hash_stable_outside_and_changes_inside(fx: Fixture):
+    store, doc = _open(fx.source, fx.language_id)
+    first = enclosing_definition(doc, fx.source.index(fx.body_needle) + 2)
+    # an edit after the function, then one before it (shifts every offset)
+    _insert(store, doc, len(doc.text), "\n\n")
+    _insert(store, doc, doc.text.index(fx.imports[0]) + len(fx.imports[0]), "\n\n\n")
+    moved = enclosing_definition(doc, doc.text.index(fx.body_needle) + 2)
+    assert moved is not None and moved.name == fx.name
+    assert moved.body_hash == first.body_hash
+    assert moved.start > first.start
+    # an edit inside the body changes it
+    _insert(store, doc, doc.text.index(fx.body_needle) + 1, "1")
+    changed = enclosing_definition(doc, doc.text.index(fx.body_needle[:1] + "1"))
+    assert changed is not None and changed.name == fx.name
+    assert changed.body_hash != first.body_hash
+
+
+def test_python_docstring_is_left_out_of_the_hash_and_source():
+    src = 'def f(a):\n    """Doc."""\n    return a\n'
+    _, doc = _open(src, "python")
+    with_doc = enclosing_definition(doc, src.index("return"))
+    _, doc2 = _open('def f(a):\n    """Other words."""\n    return a\n', "python")
+    other_doc = enclosing_definition(doc2, doc2.text.index("return"))
+    _, doc3 = _open("class K:\n    def f(a):\n        return a\n", "python")
+    nested = enclosing_definition(doc3, doc3.text.index("return"))
+    assert with_doc.source_without_docstring == "def f(a):\n    return a"
+    assert with_doc.docstring == "Doc." and with_doc.docstring_range == (14, 24)
+    assert with_doc.body_hash == other_doc.body_hash == nested.body_hash
+    assert (with_doc.body_line, with_doc.body_indent, with_doc.def_indent) == (1, "    ", "")
+    assert nested.kind == "method" and nested.def_indent == "    "
+
+
+def test_hover_on_blank_lines_between_functions_and_decorators():
+    src = "import os\n\ndef a():\n    return 1\n\n\ndef b():\n    pass\n"
+    _, doc = _open(src, "python")
+    blank = types.Position(line=4, character=0)
+    assert definition_at(doc, blank) is None
+    assert definition_at(doc, types.Position(line=0, character=3)) is None  # import
+    assert definition_at(doc, types.Position(line=2, character=4)).name == "a"  # the name
+    assert definition_at(doc, types.Position(line=2, character=0)).name == "a"  # `def`
+    assert definition_at(doc, types.Position(line=7, character=6)).name == "b"
+
+
+def test_hover_returns_the_innermost_function():
+    src = "def outer():\n    def inner():\n        return 1\n    return inner\n"
+    _, doc = _open(src, "python")
+    assert definition_at(doc, types.Position(line=2, character=9)).name == "inner"
+    assert definition_at(doc, types.Position(line=3, character=5)).name == "outer"
+
+
+def test_outline_lists_class_and_neighbours():
+    src = ("class A:\n    def one(self):\n        return 1\n\n    def two(self):\n"
+           "        return 2\n\n    def three(self):\n        return 3\n")
+    _, doc = _open(src, "python")
+    assert outline(doc, src.index("return 2")) == [
+        "class A:", "    def one(self):", "    def two(self):", "    def three(self):"]
+
+
+@pytest.mark.parametrize("language_id,source,expected", [
+    ("python", "def f():\n    §", BLOCK_START),
+    ("python", "def f():\n    §\n\ndef g():\n    pass\n", BLOCK_START),
+    ("python", "if x:  # why\n    §", BLOCK_START),
+    ("python", "def f():\n    §\n    return 1\n", LINE_START),  # body not empty
+    ("python", "x = 1\n§", LINE_START),
+    ("python", "x = foo(§)", MID_LINE),
+    ("python", "x = 'ab§c'", IN_STRING),
+    ("python", "x = 1  # note§", IN_COMMENT),
+    ("python", 'def f():\n    """Doc\n    §\n    """\n', IN_STRING),
+    ("python", "x = f'{ab§}'", MID_LINE),  # code inside an f-string
+    ("javascript", "function f() {\n  §\n}\n", BLOCK_START),
+    ("javascript", "items.forEach((x) => {\n  §\n});\n", BLOCK_START),
+    ("javascript", "const s = `a ${b§} c`;", MID_LINE),
+    ("javascript", "const s = `a §`;", IN_STRING),
+    ("javascript", "/* a § b */", IN_COMMENT),
+    ("go", "func f() {\n\t§\n}\n", BLOCK_START),
+    ("rust", "fn f() {\n    §\n}\n", BLOCK_START),
+    ("ruby", "def f\n  §\nend\n", BLOCK_START),
+    ("ruby", "[1].each do |x|\n  §\nend\n", BLOCK_START),
+    ("java", "class A {\n    void f() {\n        §\n    }\n}\n", BLOCK_START),
+    ("c", "int f(void) {\n    int x = §\n}\n", MID_LINE),
+    ("plaintext", "hello §", MID_LINE),
+    ("python", "s = 'unterminated §", IN_STRING),
+])
+def test_cursor_kind(language_id, source, expected):
+    offset = source.index("§")
+    _, doc = _open(source.replace("§", "", 1), language_id)
+    assert cursor_kind(doc, offset) == expected
+
+
+def test_indent_unit_detection():
+    assert detect_indent_unit(_open("if x:\n  y = 1\n  if z:\n    w\n", "python")[1]) == "  "
+    assert detect_indent_unit(_open("func f() {\n\tx := 1\n}\n", "go")[1]) == "\t"
+    assert detect_indent_unit(_open("class A:\n    pass\n", "python")[1]) == "    "
+    assert detect_indent_unit(_open("x\n", "ruby")[1]) == "  "
+
+
+def _count_words(text: str) -> int:
+    """A stand-in tokenizer: whitespace-separated words (monotone, like a real one)."""
+    return len(text.split())
+
+
+def test_build_context_small_file_is_whole():
+    src = "import os\n\ndef f(a):\n    return a\n"
+    _, doc = _open(src, "python")
+    ctx = build_completion_context(doc, types.Position(line=3, character=12), _count_words,
+                                   100, 100)
+    assert ctx.prefix == "import os\n\ndef f(a):\n    return a"
+    assert ctx.suffix == "\n"
+    assert ctx.line_prefix == "    return a" and ctx.line_suffix == ""
+    assert not ctx.multiline and not ctx.prefix_truncated
+    assert ctx.cursor_kind == LINE_START or ctx.cursor_kind == MID_LINE
+
+
+def test_build_context_keeps_the_window_near_the_cursor_and_adds_headers():
+    body = "".join(f"        value_{i} = compute({i})\n" for i in range(200))
+    src = ("import os\nimport sys\n\n\nclass Service:\n    def run(self, job):\n" + body +
+           "        return value_0\n\n\ndef tail():\n    pass\n")
+    _, doc = _open(src, "python")
+    line = src.count("\n", 0, src.index("return value_0"))
+    position = types.Position(line=line, character=20)
+    ctx = build_completion_context(doc, position, _count_words, 60, 10)
+    assert ctx.prefix_truncated
+    assert _count_words(ctx.prefix) <= 60
+    assert ctx.prefix.endswith("        return value")
+    header = "import os\nimport sys\nclass Service:\n    def run(self, job):\n"
+    assert ctx.prefix.startswith(header)
+    window = ctx.prefix[len(header):]
+    assert window.startswith("        value_") and src.index(window) > 0  # whole lines
+    assert _count_words(ctx.suffix) <= 10 and src[src.index("return value_0") + 12:].startswith(
+        ctx.suffix)
+    assert ctx.next_lines == "\n\ndef tail():"
+    baseline = last_n_tokens_context(doc, position, _count_words, 60, 10)
+    assert baseline.prefix.endswith("        return value") and baseline.prefix in src
+    assert "import os" not in baseline.prefix and _count_words(baseline.prefix) <= 60
+    assert baseline.suffix == ctx.suffix
+
+
+def test_build_context_multiline_and_flags():
+    src = "def f(x):\n    \n"
+    _, doc = _open(src, "python")
+    ctx = build_completion_context(doc, types.Position(line=1, character=4), _count_words,
+                                   50, 50)
+    assert ctx.multiline and ctx.cursor_kind == BLOCK_START and ctx.line_prefix == "    "
+    mid = build_completion_context(doc, types.Position(line=0, character=6), _count_words,
+                                   50, 50)
+    assert not mid.multiline and mid.mid_line
+    _, sdoc = _open("s = 'abc'\n", "python")
+    in_string = build_completion_context(sdoc, types.Position(line=0, character=6),
+                                         _count_words, 50, 50)
+    assert in_string.in_string_or_comment
+
+
+def test_build_context_single_huge_line_is_cut_inside_it():
+    src = "x = [" + ", ".join(str(i) for i in range(3000)) + "]"
+    _, doc = _open(src, "python")
+    ctx = build_completion_context(doc, types.Position(line=0, character=len(src) - 1),
+                                   _count_words, 40, 0)
+    assert 0 < _count_words(ctx.prefix) <= 40 and src[:-1].endswith(ctx.prefix)
+    assert ctx.suffix == ""
+
+
+def test_context_for_unknown_language_and_too_large_files():
+    _, doc = _open("hello world\nfoo", "plaintext")
+    ctx = build_completion_context(doc, types.Position(line=1, character=3), _count_words,
+                                   10, 10)
+    assert ctx.prefix == "hello world\nfoo" and ctx.language_id == "plaintext"
+    assert enclosing_definition(doc, 3) is None and imports(doc) == []
