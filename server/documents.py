@@ -35,7 +35,7 @@ __all__ = ["Document", "DocumentStore", "UnknownDocumentError", "InvalidPosition
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BINARY_SAMPLE = 4096
 _BINARY_CONTROL_RATIO = 0.10
-_TEXT_CONTROLS = frozenset("\t\n\r\f\v\x1b")
+_CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f]")  # C0 minus \t\n\v\f\r, ESC
 
 
 class UnknownDocumentError(KeyError):
@@ -52,8 +52,7 @@ def looks_binary(text: str) -> bool:
     sample = text[:_BINARY_SAMPLE]
     if not sample:
         return False
-    controls = sum(1 for ch in sample if ch < " " and ch not in _TEXT_CONTROLS)
-    return controls > _BINARY_CONTROL_RATIO * len(sample)
+    return len(_CONTROL_CHARS.findall(sample)) > _BINARY_CONTROL_RATIO * len(sample)
 
 
 def _count_lone_cr(text: str, first: int, last: int) -> int:
@@ -126,6 +125,7 @@ class Document:
         self._bytes = P.encode_utf8(text)
         self._starts = P.line_starts(text)
         self._byte_starts = self._byte_starts_for(self._starts)
+        self._reset_shift()
         self._lone_cr = _count_lone_cr(text, 0, len(text) - 1)
         self._tree = None
         self._update_flags(max_bytes)
@@ -139,6 +139,67 @@ class Document:
         for previous, start in zip(starts, starts[1:]):
             out.append(out[-1] + len(P.encode_utf8(text[previous:start])))
         return out
+
+    # The line index is two lists (str and byte offsets of line starts). Shifting every
+    # entry after an edit is O(lines), so the shift is kept pending instead: entries from
+    # index `_shift_from` on are stored without `_shift_chars`/`_shift_bytes`. The next
+    # edit materializes only the entries between the pending boundary and itself, which is
+    # O(1) while typing in one place.
+    def _reset_shift(self) -> None:
+        self._shift_from = len(self._starts)
+        self._shift_chars = 0
+        self._shift_bytes = 0
+
+    def _start(self, line: int) -> int:
+        raw = self._starts[line]
+        return raw + self._shift_chars if line >= self._shift_from else raw
+
+    def _byte_start(self, line: int) -> int:
+        raw = self._byte_starts[line]
+        return raw + self._shift_bytes if line >= self._shift_from else raw
+
+    def _line_of_offset(self, offset: int) -> int:
+        k, starts = self._shift_from, self._starts
+        if k >= len(starts) or offset < starts[k] + self._shift_chars:
+            return bisect_right(starts, offset, 0, k) - 1
+        return bisect_right(starts, offset - self._shift_chars, k) - 1
+
+    def _line_of_byte(self, byte_offset: int) -> int:
+        k, starts = self._shift_from, self._byte_starts
+        if k >= len(starts) or byte_offset < starts[k] + self._shift_bytes:
+            return bisect_right(starts, byte_offset, 0, k) - 1
+        return bisect_right(starts, byte_offset - self._shift_bytes, k) - 1
+
+    def _first_start_at_or_after(self, offset: int) -> int:
+        k, starts = self._shift_from, self._starts
+        if k >= len(starts) or offset <= starts[k] + self._shift_chars:
+            return bisect_left(starts, offset, 0, k)
+        return bisect_left(starts, offset - self._shift_chars, k)
+
+    def _materialize(self, first: int, last: int, chars: int, byte_delta: int) -> None:
+        """Add (chars, byte_delta) to the raw entries first..last-1."""
+        if last <= first or (chars == 0 and byte_delta == 0):
+            return
+        if chars:
+            self._starts[first:last] = [v + chars for v in self._starts[first:last]]
+        if byte_delta:
+            self._byte_starts[first:last] = [v + byte_delta
+                                             for v in self._byte_starts[first:last]]
+
+    def _flush_shift(self) -> None:
+        self._materialize(self._shift_from, len(self._starts), self._shift_chars,
+                          self._shift_bytes)
+        self._reset_shift()
+
+    def _content_end(self, line: int) -> int:
+        text = self._text
+        start = self._start(line)
+        end = self._start(line + 1) if line + 1 < len(self._starts) else len(text)
+        if end > start and text[end - 1] == "\n":
+            end -= 1
+        if end > start and text[end - 1] == "\r":
+            end -= 1
+        return end
 
     def _update_flags(self, max_bytes: int) -> None:
         was_parseable = self.parseable
@@ -174,9 +235,9 @@ class Document:
                 f"0-based)")
         if character < 0:
             raise InvalidPositionError(f"negative character {character} on line {line}")
-        start = self._starts[line]
-        end = P.line_content_end(self._text, self._starts, line)
-        if self.encoding == P.UTF32 or character <= 0:
+        start = self._start(line)
+        end = self._content_end(line)
+        if self.encoding == P.UTF32 or character == 0:
             return start + min(character, end - start)
         return start + P.column_to_index(self._text[start:end], character, self.encoding)
 
@@ -185,10 +246,10 @@ class Document:
         if offset < 0 or offset > len(self._text):
             raise InvalidPositionError(
                 f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
-        line = bisect_right(self._starts, offset) - 1
-        segment = self._text[self._starts[line]:offset]
+        line = self._line_of_offset(offset)
+        segment = self._text[self._start(line):offset]
         width = len(segment) if segment.isascii() else len(P.encode_utf8(segment))
-        return self._byte_starts[line] + width
+        return self._byte_start(line) + width
 
     def byte_offset_at(self, position: object) -> int:
         """UTF-8 byte offset of an LSP position."""
@@ -201,50 +262,57 @@ class Document:
             raise InvalidPositionError(f"byte offset {byte_offset} is outside 0..{len(data)}")
         while 0 < byte_offset < len(data) and (data[byte_offset] & 0xC0) == 0x80:
             byte_offset -= 1
-        line = bisect_right(self._byte_starts, byte_offset) - 1
-        start_byte = self._byte_starts[line]
-        segment = data[start_byte:byte_offset]
+        line = self._line_of_byte(byte_offset)
+        segment = data[self._byte_start(line):byte_offset]
         width = len(segment) if segment.isascii() else \
             len(segment.decode("utf-8", P.SURROGATE_ERRORS))
-        return self._starts[line] + width
+        return self._start(line) + width
 
     def position_at(self, offset: int) -> types.Position:
-        """LSP position of a str offset (in the document's encoding)."""
-        line, character = P.position_at(self._text, self._starts, offset, self.encoding)
+        """LSP position of a str offset (in the document's encoding). An offset between
+        "\\r" and "\\n" maps to the end of that line's content."""
+        if offset < 0 or offset > len(self._text):
+            raise InvalidPositionError(
+                f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
+        line = self._line_of_offset(offset)
+        start = self._start(line)
+        offset = min(offset, self._content_end(line))
+        character = P.index_to_column(self._text[start:offset], offset - start, self.encoding)
         return types.Position(line=line, character=character)
 
     def point_of(self, offset: int) -> tuple[int, int]:
         """tree-sitter point (row, byte column) of a str offset."""
         byte_offset = self.byte_offset_of(offset)
         if self._lone_cr == 0:  # LSP lines and tree-sitter rows coincide
-            line = bisect_right(self._starts, offset) - 1
-            return line, byte_offset - self._byte_starts[line]
+            line = self._line_of_offset(offset)
+            return line, byte_offset - self._byte_start(line)
         data = self._bytes
         return data.count(b"\n", 0, byte_offset), byte_offset - (data.rfind(b"\n", 0,
                                                                             byte_offset) + 1)
 
     def line_starts_between(self, low: int, high: int) -> list[int]:
         """str offsets of the line starts s with low <= s <= high, ascending."""
+        self._flush_shift()
         return self._starts[bisect_left(self._starts, low):bisect_right(self._starts, high)]
 
     def line_of(self, offset: int) -> int:
-        """LSP line containing str `offset`."""
-        return bisect_right(self._starts, offset) - 1
+        """LSP line containing str `offset` (a line's terminator belongs to it)."""
+        return self._line_of_offset(offset)
 
     def line_start(self, line: int) -> int:
         """str offset where `line` starts."""
         self._check_line(line)
-        return self._starts[line]
+        return self._start(line)
 
     def line_end(self, line: int) -> int:
         """str offset of the end of `line`'s content (before its terminator)."""
         self._check_line(line)
-        return P.line_content_end(self._text, self._starts, line)
+        return self._content_end(line)
 
     def line_text(self, line: int) -> str:
         """Text of `line` without its terminator."""
         self._check_line(line)
-        return self._text[self._starts[line]:P.line_content_end(self._text, self._starts, line)]
+        return self._text[self._start(line):self._content_end(line)]
 
     def lines(self, first: int, last: int) -> Iterator[str]:
         """Texts of lines first..last-1 (clamped to the document)."""
@@ -307,18 +375,17 @@ class Document:
         """Line starts < start are kept, those > end shifted, the ones between re-scanned.
 
         A line start p depends on text[p-1] and text[p] only ("\\r\\n" is one terminator),
-        so only starts in [start, start+len(new_text)] of the new text can differ.
+        so only starts in [start, start+len(new_text)] of the new text can differ. Called
+        after the text is replaced; the index still describes the old text.
         """
         starts, byte_starts, text = self._starts, self._byte_starts, self._text
-        low = bisect_left(starts, max(start, 1))  # line 0 always starts at 0
-        high = bisect_left(starts, end + 1)
+        low = self._first_start_at_or_after(max(start, 1))  # line 0 always starts at 0
+        high = self._first_start_at_or_after(end + 1)
         new_end = start + len(new_text)
         middle: list[int] = []
         middle_bytes: list[int] = []
-        scan_from = max(start - 1, 0)
-        scan_to = min(new_end + 1, len(text))
         last_offset, last_byte = start, start_byte
-        for match in _LINE_END.finditer(text, scan_from, scan_to):
+        for match in _LINE_END.finditer(text, max(start - 1, 0), min(new_end + 1, len(text))):
             line_start = match.end()
             if start <= line_start <= new_end and line_start > 0:
                 segment = text[last_offset:line_start]
@@ -328,14 +395,25 @@ class Document:
                 middle_bytes.append(last_byte)
         delta = len(new_text) - (end - start)
         delta_bytes = new_len_bytes - (end_byte - start_byte)
-        tail = starts[high:]
-        tail_bytes = byte_starts[high:]
-        if delta:
-            tail = [s + delta for s in tail]
-        if delta_bytes:
-            tail_bytes = [b + delta_bytes for b in tail_bytes]
-        starts[low:] = middle + tail
-        byte_starts[low:] = middle_bytes + tail_bytes
+        k, pending_chars, pending_bytes = (self._shift_from, self._shift_chars,
+                                           self._shift_bytes)
+        if k <= low:
+            # entries k..low-1 become real; the whole tail carries the old shift too
+            self._materialize(k, low, pending_chars, pending_bytes)
+            new_from = low + len(middle)
+        elif k <= high:
+            new_from = low + len(middle)  # the pending zone started inside the edit
+        else:
+            # entries high..k-1 had no pending shift: give them this edit's shift now
+            self._materialize(high, k, delta, delta_bytes)
+            new_from = k - (high - low) + len(middle)
+        starts[low:high] = middle
+        byte_starts[low:high] = middle_bytes
+        self._shift_from = new_from
+        self._shift_chars = pending_chars + delta
+        self._shift_bytes = pending_bytes + delta_bytes
+        if self._shift_from >= len(starts):
+            self._reset_shift()
 
 
 class DocumentStore:

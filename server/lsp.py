@@ -18,15 +18,19 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
 from codet5_lsp import __version__
+from codet5_lsp.server.context import definition_at, detect_indent_unit
+from codet5_lsp.server.docstrings import docstring_insertion
 from codet5_lsp.server.documents import DocumentStore, UnknownDocumentError
 from codet5_lsp.server.model_manager import ModelManager
 from codet5_lsp.server.pipeline import CompletionPipeline, Suggestion
 from codet5_lsp.server.positions import InvalidPositionError
 from codet5_lsp.server.settings import Settings, SettingsError
+from codet5_lsp.server.summaries import SummaryService, hover_markdown
 
 log = logging.getLogger(__name__)
 
 ACCEPT_COMMAND = "codet5.accepted"
+INSERT_DOCSTRING_TITLE = "Insert generated docstring"
 STATUS_NOTIFICATION = "codet5/status"
 
 
@@ -59,6 +63,7 @@ class CodeT5Server(LanguageServer):
         self.documents = DocumentStore(max_bytes=settings.max_file_bytes)
         self.models = ModelManager(settings, on_state=self._model_state_changed)
         self.pipeline = CompletionPipeline(self.models, settings)
+        self.summaries = SummaryService(self.models, settings)
         self._last_latency_ms: float | None = None
         self.stats = None  # set by create_server
 
@@ -72,6 +77,13 @@ class CodeT5Server(LanguageServer):
         loop.call_soon_threadsafe(self._notify_state, model, state, message)
 
     def _notify_state(self, model: str, state: str, message: str) -> None:
+        if model != self.settings.model:
+            # The summary model: its state goes to the log; when it cannot load, hovers fall
+            # back to the completion model (ModelManager.summary_engine).
+            self.window_log_message(types.LogMessageParams(
+                type=types.MessageType.Warning if state == "error" else types.MessageType.Info,
+                message=f"codet5-lsp: summary model {model}: {state}: {message}"))
+            return
         params: dict[str, Any] = {"state": state, "message": message, "model": model}
         if self._last_latency_ms is not None:
             params["latencyMs"] = round(self._last_latency_ms, 1)
@@ -93,6 +105,7 @@ class CodeT5Server(LanguageServer):
         self.settings = new
         self.documents.max_bytes = new.max_file_bytes
         self.pipeline.update_settings(new)
+        self.summaries.update_settings(new)
         self.models.update(new)
 
 
@@ -203,6 +216,91 @@ def create_server(settings: Settings) -> CodeT5Server:
                                   arguments=[suggestion.id]),
             sort_text="0",
         )])
+
+    def document_or_error(ls: CodeT5Server, uri: str):
+        try:
+            return ls.documents.get(uri)
+        except UnknownDocumentError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+
+    def function_at(doc, position):
+        try:
+            definition = definition_at(doc, position)
+        except InvalidPositionError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        if definition is None or definition.kind not in ("function", "method"):
+            return None
+        return definition
+
+    async def summarize(ls: CodeT5Server, definition):
+        cancel = threading.Event()
+        try:
+            return await ls.summaries.summarize(definition, cancel)
+        except asyncio.CancelledError:
+            cancel.set()  # the client cancelled the hover: stop its generation
+            raise
+        except Exception as exc:
+            log.exception("summary failed")
+            ls.window_log_message(types.LogMessageParams(
+                type=types.MessageType.Error, message=f"codet5-lsp: summary failed: {exc}"))
+            return None
+
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    async def hover(ls: CodeT5Server, params: types.HoverParams):
+        doc = document_or_error(ls, params.text_document.uri)
+        definition = function_at(doc, params.position)
+        if definition is None:
+            return None  # leave the hover to other language servers
+        summary = await summarize(ls, definition)
+        if summary is None:
+            return None
+        start, end = doc.position_at(definition.name_start), doc.position_at(definition.name_end)
+        return types.Hover(
+            contents=types.MarkupContent(kind=types.MarkupKind.Markdown,
+                                         value=hover_markdown(summary, definition.name)),
+            range=types.Range(start=start, end=end))
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
+        code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
+    def code_action(ls: CodeT5Server, params: types.CodeActionParams):
+        """Offer the action cheaply; the summary is computed on codeAction/resolve."""
+        doc = document_or_error(ls, params.text_document.uri)
+        definition = function_at(doc, params.range.start)
+        if definition is None or definition.docstring:
+            return []
+        return [types.CodeAction(
+            title=INSERT_DOCSTRING_TITLE, kind=types.CodeActionKind.RefactorRewrite,
+            data={"uri": doc.uri, "line": params.range.start.line,
+                  "character": params.range.start.character, "version": doc.version})]
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    async def resolve_code_action(ls: CodeT5Server, action: types.CodeAction):
+        data = action.data if isinstance(action.data, dict) else {}
+        try:
+            doc = ls.documents.get(str(data.get("uri")))
+        except UnknownDocumentError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        position = types.Position(line=int(data.get("line", 0)),
+                                  character=int(data.get("character", 0)))
+        definition = function_at(doc, position)
+        if definition is None or definition.docstring or doc.version != data.get("version"):
+            return action  # the document changed: nothing to insert
+        summary = await summarize(ls, definition)
+        if summary is None:
+            return action
+        unit = detect_indent_unit(doc, definition.start_line)
+        insertion = docstring_insertion(
+            doc.language_id, summary.text, def_line=definition.start_line,
+            def_indent=definition.def_indent, body_line=definition.body_line,
+            body_indent=definition.body_indent, name=definition.name, indent_unit=unit)
+        at = types.Position(line=insertion.line, character=0)
+        text = insertion.text
+        if insertion.line >= doc.line_count:  # after the last line: start a new one
+            at = doc.position_at(len(doc.text))
+            text = "\n" + text.rstrip("\n")
+        action.edit = types.WorkspaceEdit(changes={doc.uri: [
+            types.TextEdit(range=types.Range(start=at, end=at), new_text=text)]})
+        return action
 
     @server.command(ACCEPT_COMMAND)
     def accepted(ls: CodeT5Server, *args: Any) -> None:

@@ -102,7 +102,10 @@ class ModelManager:
         self.start_loading()
 
     def start_loading(self) -> None:
+        """Start loading the completion model, and the summary model when summaries are on."""
         self._start(engine_key(self.settings, self.settings.model))
+        if self.settings.summaries_enabled and self.settings.summary_model:
+            self._start(engine_key(self.settings, self.settings.summary_model))
 
     def close(self) -> None:
         with self._lock:

@@ -29,6 +29,10 @@ def _source_tree_namespace() -> Path:
     return shim
 
 
+# No test may download anything: huggingface_hub must fail at once instead of trying.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
 _SHIM = _source_tree_namespace()
 sys.path.insert(0, str(_SHIM))
 os.environ["PYTHONPATH"] = os.pathsep.join(

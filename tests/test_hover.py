@@ -1,0 +1,170 @@
+"""Hover summaries and the "Insert generated docstring" code action."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+from lsprotocol import types
+from transformers import AutoModelForSeq2SeqLM
+
+from codet5_lsp.inference.prompts import build_summary_request
+from codet5_lsp.server.context import definition_at
+from codet5_lsp.server.documents import DocumentStore
+from codet5_lsp.server.model_manager import ModelManager
+from codet5_lsp.server.settings import Settings
+from codet5_lsp.server.summaries import MAX_SOURCE_TOKENS, SummaryService, first_sentence
+
+from .test_lsp_e2e import _start, _status_of, _wait_for
+
+CODE = '''import os
+
+TIMEOUT = 30
+
+
+def join_all(folder, names):
+    result = []
+    for name in names:
+        result.append(os.path.join(folder, name))
+    return result
+
+
+def documented(x):
+    """Already documented."""
+    return x * 2
+
+
+class Box:
+    def area(self, width, height):
+        return width * height
+'''
+
+
+@pytest.fixture(scope="module")
+def service(labmodel_float32):
+    folder = str(labmodel_float32.folder)
+    settings = Settings(model=folder, summary_model=folder, device="cpu",
+                        compute_type="float32")
+    models = ModelManager(settings)
+    assert models.wait_ready(120)
+    yield SummaryService(models, settings)
+    models.close()
+
+
+def _doc():
+    return DocumentStore().open("file:///tmp/h.py", CODE, "python", 1)
+
+
+def _pos(line_text: str, column_in_line: int = 0) -> types.Position:
+    line = CODE.splitlines().index(line_text)
+    return types.Position(line=line, character=column_in_line)
+
+
+def test_summary_equals_transformers_greedy(service, labmodel_path):
+    definition = definition_at(_doc(), _pos("def join_all(folder, names):", 5))
+    assert definition is not None and definition.name == "join_all"
+    summary = asyncio.run(service.summarize(definition))
+    assert summary is not None and not summary.from_cache
+
+    engine = service.models.summary_engine()
+    request = build_summary_request(definition.source_without_docstring, engine.tokenizer,
+                                    max_source_tokens=MAX_SOURCE_TOKENS,
+                                    max_new_tokens=service.settings.summary_max_tokens)
+    ids = [engine.tokenizer.token_to_id(t) for t in request.encoder_tokens]
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(labmodel_path), dtype=torch.float32).eval()
+    with torch.no_grad():
+        out = model.generate(input_ids=torch.tensor([ids]), do_sample=False, num_beams=1,
+                             max_new_tokens=service.settings.summary_max_tokens)
+    reference = engine.tokenizer._tok.decode(out[0].tolist(), skip_special_tokens=True)
+    assert summary.text == first_sentence(reference)
+    assert summary.text
+
+
+def test_unchanged_function_is_never_summarized_twice(service):
+    definition = definition_at(_doc(), _pos("        return width * height", 10))
+    first = asyncio.run(service.summarize(definition))
+    calls = service.model_calls
+    # the same body elsewhere in an edited file: same hash, served from the cache
+    edited = DocumentStore().open("file:///tmp/h2.py", "# new header\n" + CODE, "python", 2)
+    moved = definition_at(edited, types.Position(line=_pos("        return width * height").line
+                                                  + 1, character=10))
+    assert moved.body_hash == definition.body_hash
+    second = asyncio.run(service.summarize(moved))
+    assert service.model_calls == calls
+    assert second.from_cache and second.text == first.text
+
+
+def test_cache_is_bounded(service):
+    from codet5_lsp.server.summaries import SummaryCache
+
+    cache = SummaryCache(capacity=3)
+    for i in range(5):
+        cache.put("m", str(i), f"s{i}")
+    assert len(cache) == 3 and cache.get("m", "0") is None and cache.get("m", "4") == "s4"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Join the names. Then return.", "Join the names."),
+    ("Join  the\nnames", "Join the names"),
+    ("First paragraph.\n\nSecond.", "First paragraph."),
+    ("", ""),
+])
+def test_first_sentence(text, expected):
+    assert first_sentence(text) == expected
+
+
+async def test_hover_over_lsp(labmodel_float32, tmp_path):
+    folder = str(labmodel_float32.folder)
+    client, _result, statuses = await _start(
+        ["--model", folder, "--summary-model", folder, "--device", "cpu"], tmp_path,
+        requestTimeoutMs=120000)
+    try:
+        uri = "file:///tmp/hover.py"
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=CODE)))
+        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+
+        async def hover(position):
+            return await client.text_document_hover_async(types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=position))
+
+        on_name = await hover(_pos("def join_all(folder, names):", 6))
+        assert on_name is not None
+        assert on_name.contents.kind == types.MarkupKind.Markdown
+        assert "summary by" in on_name.contents.value
+        assert on_name.contents.value.split("\n")[0].strip()
+        on_body = await hover(_pos("        result.append(os.path.join(folder, name))", 12))
+        assert on_body.contents.value == on_name.contents.value
+        on_method = await hover(_pos("    def area(self, width, height):", 9))
+        assert on_method is not None
+        # not a function: no hover, so other servers' hovers show unchanged
+        for position in (_pos("import os", 3), _pos("TIMEOUT = 30", 2), _pos("", 0)):
+            assert await hover(position) is None
+        # unknown document: a clear error, and the server keeps serving
+        with pytest.raises(Exception, match="file:///nowhere.py"):
+            await client.text_document_hover_async(types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri="file:///nowhere.py"),
+                position=types.Position(line=0, character=0)))
+        assert await hover(_pos("def join_all(folder, names):", 6)) is not None
+
+        # code action: offered on a function without a docstring, resolved into an edit
+        def actions_at(position):
+            return client.text_document_code_action_async(types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(start=position, end=position),
+                context=types.CodeActionContext(diagnostics=[])))
+
+        assert list(await actions_at(_pos("    return x * 2", 6))) == []
+        actions = await actions_at(_pos("def join_all(folder, names):", 6))
+        assert [a.title for a in actions] == ["Insert generated docstring"]
+        resolved = await client.code_action_resolve_async(actions[0])
+        (edit,) = resolved.edit.changes[uri]
+        body_line = _pos("    result = []").line
+        assert edit.range.start == types.Position(line=body_line, character=0)
+        assert edit.new_text.startswith('    """') and edit.new_text.endswith('"""\n')
+        summary = on_name.contents.value.split("\n")[0].strip().rstrip(".")
+        assert summary[1:] in edit.new_text
+    finally:
+        await client.shutdown_session()
