@@ -94,8 +94,9 @@ def _items(result) -> list[dict]:
 
 def test_server_declares_what_vscode_needs(session: dict):
     capabilities = session["capabilities"]
-    assert capabilities.get("inlineCompletionProvider"), capabilities
-    assert capabilities.get("hoverProvider"), capabilities
+    # VS Code's client registers its inline provider only when this is present ({} is fine).
+    assert capabilities.get("inlineCompletionProvider") not in (None, False), capabilities
+    assert capabilities.get("hoverProvider") not in (None, False), capabilities
     assert capabilities.get("positionEncoding", "utf-16") == "utf-16"
 
 

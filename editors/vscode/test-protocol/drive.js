@@ -18,6 +18,7 @@ const {
 } = require("vscode-languageserver-protocol/node");
 const {
   CancellationTokenSource,
+  DidChangeConfigurationNotification,
   DidChangeTextDocumentNotification,
   DidOpenTextDocumentNotification,
   ExecuteCommandRequest,
@@ -146,21 +147,27 @@ async function main() {
     result.hoverError = describeError(error);
   }
 
-  // Cancellation, as VS Code does on every keystroke: a new version of the document, then a
-  // request whose token is cancelled right away ($/cancelRequest follows the request).
+  // Cancellation, as VS Code does on every keystroke. A longer server debounce (a setting
+  // change, as VS Code sends it) and a line the server has not seen make sure the request is
+  // still pending when $/cancelRequest (sent right after it: the token is already
+  // cancelled) arrives, so the answer must be RequestCancelled, not a result.
+  await connection.sendNotification(DidChangeConfigurationNotification.type, {
+    settings: { codet5: { debounceMs: 400 } },
+  });
+  const fresh = "    first_line = ";
   await connection.sendNotification(DidChangeTextDocumentNotification.type, {
     textDocument: { uri, version: 2 },
-    contentChanges: [{ range: { start: position, end: position }, text: " " }],
+    contentChanges: [{
+      range: { start: { line: position.line, character: 0 }, end: { line: position.line, character: 0 } },
+      text: fresh + "\n",
+    }],
   });
+  const freshParams = { ...inlineParams, position: { line: position.line, character: fresh.length } };
   const source = new CancellationTokenSource();
   source.cancel();
   try {
     result.cancelled = {
-      result: await connection.sendRequest(
-        InlineCompletionRequest.type,
-        { ...inlineParams, position: { line: position.line, character: position.character + 1 } },
-        source.token,
-      ),
+      result: await connection.sendRequest(InlineCompletionRequest.type, freshParams, source.token),
     };
   } catch (error) {
     result.cancelled = { error: describeError(error) };
@@ -168,10 +175,7 @@ async function main() {
 
   // The server keeps serving after a cancellation.
   try {
-    result.afterCancel = await connection.sendRequest(InlineCompletionRequest.type, {
-      ...inlineParams,
-      position: { line: position.line, character: position.character + 1 },
-    });
+    result.afterCancel = await connection.sendRequest(InlineCompletionRequest.type, freshParams);
   } catch (error) {
     result.afterCancelError = describeError(error);
   }
