@@ -66,8 +66,8 @@ IN_STRING = "in_string"
 IN_COMMENT = "in_comment"
 
 # Scanning budgets that keep context extraction O(window), not O(file).
-_MAX_IMPORTS = 100
-_IMPORT_SCAN_GIVE_UP = 100  # top-level statements after the last import before we stop
+_MAX_IMPORTS = 50
+_IMPORT_SCAN_GIVE_UP = 40  # top-level statements after the last import before we stop
 _INDENT_SAMPLE_LINES = 200
 _NEIGHBOURS = 3
 
@@ -98,8 +98,9 @@ class Definition:
     end_byte: int
     name_start: int
     name_end: int
-    start_line: int
+    start_line: int  # where decorators/annotations/`export` start: doc comments go above
     end_line: int
+    signature_line: int  # the line of the `def`/`fn`/`function` itself
     source: str
     source_without_docstring: str
     signature: str
@@ -349,7 +350,7 @@ def _make_definition(doc: "Document", node: "tree_sitter.Node", spec: LanguageSp
     def_indent = _leading_ws(doc.line_text(start_line))
     body = _body_node(node)
 
-    signature, header, sig_end, header_end_byte = _signature_and_header(doc, node, spec, body)
+    signature, header, sig_end, _ = _signature_and_header(doc, node, spec, body)
 
     body_indent, body_line = None, None
     if body is not None:
@@ -366,6 +367,8 @@ def _make_definition(doc: "Document", node: "tree_sitter.Node", spec: LanguageSp
     docstring, doc_range = None, None
     source = doc.text[start:end]
     line_start = doc.line_start(start_line)
+    if doc.text[line_start:start].strip():  # code before it on its line: not part of it
+        line_start = start
     without = doc.text[line_start:end]
     if spec.doc_style == DOC_PYTHON and node.type in spec.functions | spec.classes:
         doc_node = _python_docstring(body)
@@ -383,8 +386,6 @@ def _make_definition(doc: "Document", node: "tree_sitter.Node", spec: LanguageSp
                 cut_end = doc.line_start(de_line + 1)
             if cut_start >= line_start and cut_end <= end:
                 without = doc.text[line_start:cut_start] + doc.text[cut_end:end]
-            if without.endswith("\n"):
-                without = without.rstrip("\r\n")
     else:
         found = _leading_doc_comment(doc, start_line, spec.doc_style, spec.grammar)
         if found is not None:
@@ -396,7 +397,8 @@ def _make_definition(doc: "Document", node: "tree_sitter.Node", spec: LanguageSp
     return Definition(
         kind=_kind(node, spec), name=name, language_id=doc.language_id, start=start, end=end,
         start_byte=outer.start_byte, end_byte=node.end_byte, name_start=name_start,
-        name_end=name_end, start_line=start_line, end_line=end_line, source=source,
+        name_end=name_end, start_line=start_line, end_line=end_line,
+        signature_line=doc.line_of(doc.offset_of_byte(node.start_byte)), source=source,
         source_without_docstring=without, signature=signature, header=header,
         body_hash=body_hash, def_indent=def_indent, body_indent=body_indent,
         body_line=body_line, docstring=docstring, docstring_range=doc_range)
@@ -413,9 +415,9 @@ def _enclosing_nodes(doc: "Document", offset: int) -> list["tree_sitter.Node"]:
     before = doc.text[doc.line_start(line):offset]
     if before.strip():
         return nodes
-    # cursor in the leading whitespace of a line: a Python body may continue here
-    cursor_line = doc.line_text(line)
-    width = _width(_leading_ws(cursor_line)) if not cursor_line.strip() else _width(before)
+    # cursor in the leading whitespace of a line: a Python body deeper than the cursor's
+    # column may continue here
+    width = _width(before)
     previous = _previous_code_line(doc, line)
     if previous is None:
         return nodes
@@ -489,24 +491,37 @@ def _is_import(node: "tree_sitter.Node", spec: LanguageSpec, doc: "Document") ->
 
 
 def import_nodes(doc: "Document") -> list[tuple[int, str]]:
-    """(str offset, text) of the file's import statements (top level and namespaces)."""
-    cached = doc.cache.get("imports")
+    """(str offset, text) of the file's import statements (top level and namespaces).
+
+    The scan stops 40 statements after the last import; the result is kept across edits
+    made after the point where the scan stopped (typing in a function body far below the
+    imports does not rescan them).
+    """
+    cached = doc.hints.get("imports")
     if cached is not None:
-        return cached  # type: ignore[return-value]
+        mark, scan_end, found = cached  # type: ignore[misc]
+        changed = doc.first_edit_offset_since(mark)
+        if changed is None or changed > scan_end:
+            return found
     tree, spec = _tree_and_spec(doc)
-    found: list[tuple[int, str]] = []
+    found = []
+    scan_end = len(doc.text)
     if tree is not None and spec is not None:
-        _collect_imports(doc, tree.root_node, spec, found, 0)
-    doc.cache["imports"] = found
+        stopped = _collect_imports(doc, tree.root_node, spec, found, 0)
+        if stopped is not None:
+            scan_end = doc.offset_of_byte(stopped)
+    doc.hints["imports"] = (doc.edit_count, scan_end, found)
     return found
 
 
 def _collect_imports(doc: "Document", parent: "tree_sitter.Node", spec: LanguageSpec,
-                     found: list[tuple[int, str]], depth: int) -> None:
+                     found: list[tuple[int, str]], depth: int) -> int | None:
+    """Append imports under `parent`; returns the byte where the scan gave up (None: it
+    reached the end of `parent`)."""
     since_last = 0
     cursor = parent.walk()
     if not cursor.goto_first_child():
-        return
+        return None
     while True:
         node = cursor.node
         if node is not None and node.is_named:
@@ -514,15 +529,17 @@ def _collect_imports(doc: "Document", parent: "tree_sitter.Node", spec: Language
                 found.append((doc.offset_of_byte(node.start_byte), _node_text(doc, node).strip()))
                 since_last = 0
                 if len(found) >= _MAX_IMPORTS:
-                    return
-            elif node.type in spec.import_containers and depth < 3:
-                _collect_imports(doc, node, spec, found, depth + 1)
+                    return node.end_byte
+            elif node.type in spec.import_containers and depth < 2:
+                stopped = _collect_imports(doc, node, spec, found, depth + 1)
+                if stopped is not None and len(found) >= _MAX_IMPORTS:
+                    return stopped
             elif "comment" not in node.type:
                 since_last += 1
                 if since_last > _IMPORT_SCAN_GIVE_UP:
-                    return
+                    return node.end_byte
         if not cursor.goto_next_sibling():
-            return
+            return None
 
 
 def imports(doc: "Document") -> list[str]:
@@ -530,26 +547,28 @@ def imports(doc: "Document") -> list[str]:
     return [text for _, text in import_nodes(doc)]
 
 
+def _header_of(doc: "Document", node: "tree_sitter.Node", spec: LanguageSpec) -> str:
+    return _signature_and_header(doc, node, spec, _body_node(node))[1]
+
+
 def outline(doc: "Document", offset: int) -> list[str]:
-    """Signature lines near the cursor: the enclosing class's header, then up to 3
-    definitions before and after the enclosing one (or the cursor), in file order."""
+    """Header lines near the cursor, in file order: the enclosing class's header, then up to
+    3 definitions before the enclosing one (or the cursor), itself, and up to 3 after."""
     tree, spec = _tree_and_spec(doc)
     if tree is None or spec is None:
         return []
-    unit = detect_indent_unit(doc, doc.line_of(offset))
     nodes = _definition_nodes(doc, offset)
     out: list[str] = []
     classes = [n for n in nodes if n.type in spec.classes]
     if classes:
-        out.append(_make_definition(doc, classes[0], spec, unit).header)
+        out.append(_header_of(doc, classes[0], spec))
     if nodes:
         anchor = _outer(nodes[0], spec)
     else:
-        byte = doc.byte_offset_of(offset)
-        anchor = tree.root_node.first_named_child_for_byte(byte)
-        if anchor is None:
-            anchor = tree.root_node.named_children[-1] if tree.root_node.named_child_count \
-                else None
+        root = tree.root_node
+        anchor = root.first_named_child_for_byte(doc.byte_offset_of(offset))
+        if anchor is None and root.named_child_count:
+            anchor = root.named_children[-1]
         if anchor is None:
             return out
     before: list[str] = []
@@ -557,17 +576,17 @@ def outline(doc: "Document", offset: int) -> list[str]:
     while sibling is not None and len(before) < _NEIGHBOURS:
         definition = _definition_in(sibling, spec)
         if definition is not None:
-            before.append(_make_definition(doc, definition, spec, unit).header)
+            before.append(_header_of(doc, definition, spec))
         sibling = sibling.prev_named_sibling
     after: list[str] = []
     sibling = anchor.next_named_sibling
     while sibling is not None and len(after) < _NEIGHBOURS:
         definition = _definition_in(sibling, spec)
         if definition is not None:
-            after.append(_make_definition(doc, definition, spec, unit).header)
+            after.append(_header_of(doc, definition, spec))
         sibling = sibling.next_named_sibling
     own = _definition_in(anchor, spec)
-    middle = [_make_definition(doc, own, spec, unit).header] if own is not None and nodes \
+    middle = [_header_of(doc, own, spec)] if own is not None and nodes \
         and own.type not in spec.classes else []
     return out + before[::-1] + middle + after
 
@@ -716,11 +735,11 @@ def _near_error(doc: "Document", offset: int) -> bool:
 
 def detect_indent_unit(doc: "Document", around_line: int = 0) -> str:
     """The document's indent unit ("\\t" or N spaces), from up to 200 lines around
-    `around_line` (most common indentation step); cached per document version."""
+    `around_line` (most common indentation step); reused for the next 200 edits."""
     key = ("indent_unit", around_line // _INDENT_SAMPLE_LINES)
-    cached = doc.cache.get(key)
-    if cached is not None:
-        return cached  # type: ignore[return-value]
+    cached = doc.hints.get(key)
+    if cached is not None and doc.edit_count - cached[0] < 200:  # type: ignore[index]
+        return cached[1]  # type: ignore[index]
     first = max(0, around_line - _INDENT_SAMPLE_LINES // 2)
     last = min(doc.line_count - 1, around_line + _INDENT_SAMPLE_LINES // 2)
     sample = doc.text[doc.line_start(first):doc.line_end(last)].splitlines()
@@ -747,7 +766,7 @@ def detect_indent_unit(doc: "Document", around_line: int = 0) -> str:
     else:
         spec = spec_for(doc.language_id)
         unit = {"go": "\t", "ruby": "  "}.get(spec.grammar if spec else "", "    ")
-    doc.cache[key] = unit
+    doc.hints[key] = (doc.edit_count, unit)
     return unit
 
 
@@ -757,26 +776,26 @@ CountTokens = Callable[[str], int]
 # A token is rarely longer than this many chars; bounds every window we tokenize.
 _MAX_CHARS_PER_TOKEN = 32
 _FIRST_GUESS_CHARS_PER_TOKEN = 4
-_GOOD_ENOUGH = 0.92  # stop searching once a window uses this share of the budget
+_GOOD_ENOUGH = 0.88  # stop searching once a window uses this share of the budget
+_AIM = 0.94  # aim a little under the budget so the first guess usually fits
 
 
-def _largest_fitting(lengths: Sequence[int], tokens_of: Callable[[int], int],
-                     budget: int) -> tuple[int, int] | None:
-    """(length, tokens) of the longest window in `lengths` (ascending) within `budget`.
+def _largest_fitting(lengths: Sequence[int], tokens_of: Callable[[int], int], budget: int,
+                     ratio: float) -> tuple[tuple[int, int] | None, float]:
+    """((length, tokens) of the longest window in `lengths` (ascending) within `budget`,
+    or None; and the last chars-per-token ratio seen).
 
     Token counting is the expensive part (a tokenizer call per probe), so this is an
-    interpolation search: each probe's chars-per-token ratio predicts where the budget ends;
-    it alternates with plain bisection so it always terminates in O(log n) probes, and
-    stops early once a window uses 92% of the budget. Typically 2-4 probes.
+    interpolation search seeded with `ratio` (chars per token): each probe's ratio predicts
+    where the budget ends. It alternates with bisection so it always ends in O(log n)
+    probes, and stops once a window uses 88% of the budget: usually 1-2 probes.
     """
     lo, hi = -1, len(lengths)  # lengths[lo] fits (lo=-1: none known), lengths[hi] does not
     best: tuple[int, int] | None = None
-    ratio = float(_FIRST_GUESS_CHARS_PER_TOKEN)
     probes = 0
     while hi - lo > 1:
-        if probes % 2 == 0 or probes < 2:
-            target = budget * ratio * (0.97 if probes else 1.0)
-            index = bisect_right(lengths, target) - 1
+        if probes < 2 or probes % 2 == 0:
+            index = bisect_right(lengths, budget * ratio * _AIM) - 1
         else:
             index = (lo + hi) // 2
         index = min(max(index, lo + 1), hi - 1)
@@ -791,7 +810,7 @@ def _largest_fitting(lengths: Sequence[int], tokens_of: Callable[[int], int],
                 break
         else:
             hi = index
-    return best
+    return best, ratio
 
 
 def _fit_backward(doc: "Document", end: int, budget: int, count: CountTokens,
@@ -802,18 +821,21 @@ def _fit_backward(doc: "Document", end: int, budget: int, count: CountTokens,
         return end, 0
     text = doc.text
     low = max(0, end - budget * _MAX_CHARS_PER_TOKEN)
+    ratio = _ratio_hint(doc)
 
     def tokens_of(length: int) -> int:
         return count(text[end - length:end])
 
+    found = None
     if whole_lines:
         starts = doc.line_starts_between(low, end - 1)
-        lengths = [end - s for s in reversed(starts)]
-        found = _largest_fitting(lengths, tokens_of, budget)
-        if found is not None:
-            return end - found[0], found[1]
-        low = max(low, doc.line_start(doc.line_of(end)))  # only the cursor's line is left
-    found = _largest_fitting(range(1, end - low + 1), tokens_of, budget)
+        found, ratio = _largest_fitting([end - s for s in reversed(starts)], tokens_of, budget,
+                                        ratio)
+        if found is None:  # only the cursor's line is left
+            low = max(low, doc.line_start(doc.line_of(end)))
+    if found is None:
+        found, ratio = _largest_fitting(range(1, end - low + 1), tokens_of, budget, ratio)
+    _remember_ratio(doc, ratio)
     return (end - found[0], found[1]) if found is not None else (end, 0)
 
 
@@ -824,19 +846,30 @@ def _fit_forward(doc: "Document", start: int, budget: int, count: CountTokens) -
     if budget <= 0 or start >= len(text):
         return start
     high = min(len(text), start + budget * _MAX_CHARS_PER_TOKEN)
+    ratio = _ratio_hint(doc)
 
     def tokens_of(length: int) -> int:
         return count(text[start:start + length])
 
-    ends = [e for e in doc.line_starts_between(start + 1, high) if e > start]
+    ends = doc.line_starts_between(start + 1, high)
     if high == len(text) and (not ends or ends[-1] != high):
         ends.append(high)
-    found = _largest_fitting([e - start for e in ends], tokens_of, budget)
-    if found is not None:
-        return start + found[0]
-    line_end = min(doc.line_end(doc.line_of(start)), high)
-    found = _largest_fitting(range(1, line_end - start + 1), tokens_of, budget)
+    found, ratio = _largest_fitting([e - start for e in ends], tokens_of, budget, ratio)
+    if found is None:
+        line_end = min(doc.line_end(doc.line_of(start)), high)
+        found, ratio = _largest_fitting(range(1, line_end - start + 1), tokens_of, budget,
+                                        ratio)
     return start + found[0] if found is not None else start
+
+
+def _ratio_hint(doc: "Document") -> float:
+    """Chars per token seen last time in this document (survives edits), else 4."""
+    return float(doc.hints.get("chars_per_token", _FIRST_GUESS_CHARS_PER_TOKEN))
+
+
+def _remember_ratio(doc: "Document", ratio: float) -> None:
+    if 0.5 <= ratio <= _MAX_CHARS_PER_TOKEN:
+        doc.hints["chars_per_token"] = ratio
 
 
 def _scope_headers(doc: "Document", offset: int) -> list[tuple[int, str]]:
@@ -846,47 +879,65 @@ def _scope_headers(doc: "Document", offset: int) -> list[tuple[int, str]]:
         return []
     out = []
     for node in reversed(_enclosing_nodes(doc, offset)):
-        _, header, _, _ = _signature_and_header(doc, node, spec, _body_node(node))
-        out.append((doc.offset_of_byte(_outer(node, spec).start_byte), header))
+        out.append((doc.offset_of_byte(_outer(node, spec).start_byte),
+                    _header_of(doc, node, spec)))
     return out
 
 
-def _pick_within(items: list[str], budget: int, count: CountTokens,
-                 keep_last: bool) -> tuple[str, int]:
-    """Joined lines of as many `items` as fit `budget` (keep the last ones when
-    `keep_last`, i.e. the innermost scopes), with their token count. 1-3 tokenizer calls."""
+def _pick_within(items: list[tuple[int, str]], budget: int, count: CountTokens,
+                 ratio: float, keep_last: bool) -> tuple[list[tuple[int, str]], int]:
+    """As many `items` as fit `budget` tokens (the last ones when `keep_last`: innermost
+    scopes; else the first: imports), with their token count. Pre-cut by chars, then
+    usually one tokenizer call."""
     if not items or budget <= 0:
-        return "", 0
+        return [], 0
+    chosen = list(items)
+    limit = budget * ratio * 1.2
+    while chosen and sum(len(t) + 1 for _, t in chosen) > limit:
+        chosen.pop(0 if keep_last else -1)
     for _ in range(3):
-        text = "".join(item + "\n" for item in items)
-        tokens = count(text)
+        if not chosen:
+            break
+        tokens = count("".join(t + "\n" for _, t in chosen))
         if tokens <= budget:
-            return text, tokens
-        keep = max(0, min(len(items) - 1, int(len(items) * budget / tokens)))
-        items = items[len(items) - keep:] if keep_last else items[:keep]
-        if not items:
-            return "", 0
-    return "", 0
+            return chosen, tokens
+        keep = max(0, min(len(chosen) - 1, int(len(chosen) * budget / tokens)))
+        chosen = chosen[len(chosen) - keep:] if keep_last else chosen[:keep]
+    return [], 0
 
 
 def _fit_prefix_with_headers(doc: "Document", offset: int, count: CountTokens,
                              budget: int) -> tuple[str, bool]:
     """The prefix within `budget`; when cut, imports and enclosing scope headers that fell
     out of the window go first (at most a third of the budget)."""
-    window_start, _ = _fit_backward(doc, offset, budget, count)
-    if window_start == 0:
-        return doc.text[:offset], False
-    scopes = [h for s, h in _scope_headers(doc, offset) if s < window_start]
-    imported = [t for s, t in import_nodes(doc) if s < window_start]
+    text = doc.text
+    if budget <= 0:
+        return "", offset > 0
+    if 4 * offset <= budget:  # a token is at least one UTF-8 byte: surely fits
+        return text[:offset], False
+    ratio = _ratio_hint(doc)
+    if offset <= budget * ratio * 1.25:  # may fit: find out before choosing headers
+        window_start, _ = _fit_backward(doc, offset, budget, count)
+        if window_start == 0:
+            return text[:offset], False
+    else:
+        window_start = max(0, offset - int(budget * ratio))
     header_budget = budget // 3
-    scope_text, scope_tokens = _pick_within(scopes, header_budget, count, keep_last=True)
-    import_text, import_tokens = _pick_within(imported, header_budget - scope_tokens, count,
-                                              keep_last=False)
-    headers = import_text + scope_text
-    if headers:
-        window_start, _ = _fit_backward(doc, offset, budget - scope_tokens - import_tokens,
-                                        count)
-    return headers + doc.text[window_start:offset], True
+    scopes = [(s, h) for s, h in _scope_headers(doc, offset) if s < window_start]
+    imported = [(s, t) for s, t in import_nodes(doc) if s < window_start]
+    both = imported + scopes
+    header_tokens = count("".join(t + "\n" for _, t in both)) \
+        if both and sum(len(t) + 1 for _, t in both) <= header_budget * ratio else 0
+    if both and not 0 < header_tokens <= header_budget:  # too long: scopes first, then imports
+        scopes, scope_tokens = _pick_within(scopes, header_budget, count, ratio,
+                                            keep_last=True)
+        imported, import_tokens = _pick_within(imported, header_budget - scope_tokens, count,
+                                               ratio, keep_last=False)
+        header_tokens = scope_tokens + import_tokens
+    window_start, _ = _fit_backward(doc, offset, budget - header_tokens, count)
+    # a header whose text is inside the final window is not repeated
+    headers = "".join(t + "\n" for s, t in imported + scopes if s < window_start)
+    return headers + text[window_start:offset], window_start > 0 or bool(headers)
 
 
 def _fit_suffix(doc: "Document", offset: int, count: CountTokens, budget: int) -> str:

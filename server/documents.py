@@ -4,10 +4,11 @@ Why we keep our own copy instead of pygls' workspace: every keystroke must updat
 the tree (incrementally) and a line index in a few milliseconds, even for 20k-line files,
 and positions must be converted exactly in the negotiated encoding.
 
-Per edit the work is O(size of the edit + number of lines after it) in Python plus memcpy of
-the text: positions convert through the line index (line -> str offset and UTF-8 byte
-offset), the index is patched around the edit and shifted after it, and the tree gets a
-`Tree.edit`. Re-parsing is incremental (the edited old tree is passed to the parser) and
+Per edit the Python work is O(size of the edit + lines between it and the previous edit),
+plus one memcpy of the str and an in-place memmove of the UTF-8 bytes: positions convert
+through the line index (line -> str offset and UTF-8 byte offset), the index is patched
+around the edit (the shift of the lines after it stays pending until an edit elsewhere),
+and the tree gets a `Tree.edit`. Re-parsing is incremental (the edited old tree is passed to the parser) and
 lazy: it happens on the first access to `Document.tree` after changes, so a burst of
 keystrokes between two requests costs one reparse.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
+from collections import deque
 from typing import Iterator, Sequence
 
 import tree_sitter
@@ -68,9 +70,25 @@ def _count_lone_cr(text: str, first: int, last: int) -> int:
 
 
 def _position_parts(position: object) -> tuple[int, int]:
+    """(line, character) of an lsprotocol Position, a (line, character) tuple or a dict."""
     if isinstance(position, tuple):
         return int(position[0]), int(position[1])
+    if isinstance(position, dict):
+        return int(position["line"]), int(position["character"])
     return int(position.line), int(position.character)  # type: ignore[attr-defined]
+
+
+def _change_parts(change: object) -> tuple[object | None, str]:
+    """(range or None for a whole-document change, new text) of a content change."""
+    if isinstance(change, dict):
+        return change.get("range"), change["text"]
+    return getattr(change, "range", None), change.text  # type: ignore[attr-defined]
+
+
+def _range_parts(rng: object) -> tuple[object, object]:
+    if isinstance(rng, dict):
+        return rng["start"], rng["end"]
+    return rng.start, rng.end  # type: ignore[attr-defined]
 
 
 class Document:
@@ -88,6 +106,12 @@ class Document:
         self._tree: tree_sitter.Tree | None = None
         self._tree_stale = False
         self._cache: dict[object, object] = {}
+        # Scratch for the context step that survives edits (e.g. chars per token seen).
+        self.hints: dict[object, object] = {}
+        # Edit log: lets derived data that depends only on text before some offset (the
+        # imports at the top) survive edits further down.
+        self.edit_count = 0
+        self._edit_log: deque[tuple[int, int]] = deque(maxlen=256)
         self._set_text(text, max_bytes)
 
     # ---- text and index -------------------------------------------------------------
@@ -96,8 +120,9 @@ class Document:
         return self._text
 
     @property
-    def source_bytes(self) -> bytes:
-        """The UTF-8 ("surrogatepass") bytes tree-sitter parses."""
+    def source_bytes(self) -> bytearray:
+        """The UTF-8 ("surrogatepass") bytes tree-sitter parses. Edited in place: do not
+        keep it across edits (slice it, or copy with bytes())."""
         return self._bytes
 
     @property
@@ -121,8 +146,9 @@ class Document:
         return self._cache
 
     def _set_text(self, text: str, max_bytes: int) -> None:
+        self._log_edit(0)
         self._text = text
-        self._bytes = P.encode_utf8(text)
+        self._bytes = bytearray(P.encode_utf8(text))
         self._starts = P.line_starts(text)
         self._byte_starts = self._byte_starts_for(self._starts)
         self._reset_shift()
@@ -130,6 +156,19 @@ class Document:
         self._tree = None
         self._update_flags(max_bytes)
         self._tree_stale = self.parseable
+
+    def _log_edit(self, start: int) -> None:
+        self.edit_count += 1
+        self._edit_log.append((self.edit_count, start))
+
+    def first_edit_offset_since(self, mark: int) -> int | None:
+        """Smallest str offset (in the current text) where the text may differ from when
+        `edit_count` was `mark`; None if it has not changed. Offsets before it are stable."""
+        if mark >= self.edit_count:
+            return None
+        if self.edit_count - mark > len(self._edit_log):
+            return 0
+        return min(start for number, start in self._edit_log if number > mark)
 
     def _byte_starts_for(self, starts: Sequence[int]) -> list[int]:
         text = self._text
@@ -329,8 +368,7 @@ class Document:
         """Apply didChange content changes in order (partial ranges or whole text)."""
         try:
             for change in changes:
-                rng = getattr(change, "range", None)
-                new_text = change.text  # type: ignore[attr-defined]
+                rng, new_text = _change_parts(change)
                 if rng is None:
                     self._set_text(new_text, max_bytes)
                 else:
@@ -341,24 +379,26 @@ class Document:
             self._update_flags(max_bytes)
 
     def _apply_edit(self, rng: object, new_text: str) -> None:
-        start = self.offset_at(rng.start)  # type: ignore[attr-defined]
-        end = self.offset_at(rng.end)  # type: ignore[attr-defined]
+        start_position, end_position = _range_parts(rng)
+        start = self.offset_at(start_position)
+        end = self.offset_at(end_position)
         if end < start:  # a reversed range: treat it as the same span
             start, end = end, start
-        self.replace(start, end, new_text)
+        self._replace(start, end, new_text)
 
-    def replace(self, start: int, end: int, new_text: str) -> None:
+    def _replace(self, start: int, end: int, new_text: str) -> None:
         """Replace text[start:end] (str offsets) and keep index and tree in step."""
         old_text = self._text
         start_byte, end_byte = self.byte_offset_of(start), self.byte_offset_of(end)
+        self._log_edit(start)
         keep_tree = self._tree is not None
         if keep_tree:
             start_point, old_end_point = self.point_of(start), self.point_of(end)
         new_bytes = P.encode_utf8(new_text)
         removed_lone_cr = _count_lone_cr(old_text, start - 1, end)
-        text = old_text[:start] + new_text + old_text[end:]
+        text = "".join((old_text[:start], new_text, old_text[end:]))
         self._text = text
-        self._bytes = self._bytes[:start_byte] + new_bytes + self._bytes[end_byte:]
+        self._bytes[start_byte:end_byte] = new_bytes  # in place: a memmove, no new 1 MB copy
         self._patch_line_index(start, end, new_text, start_byte, end_byte, len(new_bytes))
         new_end = start + len(new_text)
         self._lone_cr += _count_lone_cr(text, start - 1, new_end) - removed_lone_cr
@@ -397,6 +437,8 @@ class Document:
         delta_bytes = new_len_bytes - (end_byte - start_byte)
         k, pending_chars, pending_bytes = (self._shift_from, self._shift_chars,
                                            self._shift_bytes)
+        if pending_chars == 0 and pending_bytes == 0:
+            k = high  # nothing pending: the boundary can move here for free
         if k <= low:
             # entries k..low-1 become real; the whole tail carries the old shift too
             self._materialize(k, low, pending_chars, pending_bytes)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from typing import Any
 
+from cattrs import transform_error
 from lsprotocol import types
-from pygls.exceptions import JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 
@@ -32,6 +35,67 @@ log = logging.getLogger(__name__)
 ACCEPT_COMMAND = "codet5.accepted"
 INSERT_DOCSTRING_TITLE = "Insert generated docstring"
 STATUS_NOTIFICATION = "codet5/status"
+# Debug commands (workspace/executeCommand), for tests and benchmarks: the server's copy of a
+# document ({"uri", "version", "text"}), and counters ({"completionRequests", "cacheHits",
+# "modelCalls", "documents"}).
+DEBUG_TEXT_COMMAND = "codet5.debugDocumentText"
+DEBUG_STATS_COMMAND = "codet5.debugStats"
+
+# JSON-RPC error codes pygls does not send itself for messages it cannot read.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+INVALID_PARAMS = -32602
+# A Content-Length above this is a broken header, not a message to wait for.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+class _MalformedMessage:
+    """Valid JSON that is not a valid message (missing fields, wrong param types). pygls would
+    log and drop it, leaving a request unanswered; we answer it (see CodeT5Protocol)."""
+
+    def __init__(self, msg_id: Any, method: Any, problem: str):
+        self.id, self.method, self.problem = msg_id, method, problem
+
+
+def _describe_structure_error(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc
+    try:
+        problems = transform_error(cause, format_exception=lambda e, _t: (
+            "required field missing" if isinstance(e, KeyError) else str(e) or type(e).__name__))
+    except Exception:
+        problems = [str(cause)]
+    return "; ".join(problems)[:500]
+
+
+class _ResyncingReader:
+    """pygls's stdin reader, made to find the next message after a broken frame.
+
+    pygls's loop matches headers only at a line start; after a bad or short frame the next
+    header follows body bytes on the same line and every later message would be lost. Here
+    the header is cut out of such a line, and an absurd Content-Length is dropped (it would
+    otherwise wait for gigabytes, or fail to allocate them and end the server).
+    """
+
+    HEADER = b"Content-Length:"
+
+    def __init__(self, inner: StdinAsyncReader):
+        self._inner = inner
+
+    async def readline(self) -> bytes:
+        line = await self._inner.readline()
+        at = line.find(self.HEADER)
+        if at > 0:
+            log.warning("discarded %d bytes before a message header", at)
+            line = line[at:]
+        if at >= 0:
+            digits = line[len(self.HEADER):].strip()
+            if not digits.isdigit() or int(digits) > MAX_MESSAGE_BYTES:
+                log.error("ignored a bad header: %r", line[:80])
+                return b"X-Ignored-Header: bad Content-Length\r\n"
+        return line
+
+    def readexactly(self, n: int):
+        return self._inner.readexactly(n)
 
 
 class CodeT5Protocol(LanguageServerProtocol):
@@ -41,6 +105,38 @@ class CodeT5Protocol(LanguageServerProtocol):
         handler = self.fm.features.get(method)
         if handler is not None:
             yield handler, (params,), None
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            return _MalformedMessage(data.get("id"), data.get("method"),
+                                     _describe_structure_error(exc))
+
+    def handle_message(self, message: Any):
+        if isinstance(message, _MalformedMessage):
+            self._reject(message.id, message.method, INVALID_PARAMS,
+                         f"invalid params for {message.method}: {message.problem}")
+        elif not hasattr(message, "jsonrpc"):  # a JSON value that is no message at all
+            msg_id = message.get("id") if isinstance(message, dict) else None
+            method = message.get("method") if isinstance(message, dict) else None
+            self._reject(msg_id, method, INVALID_REQUEST,
+                         f"not a JSON-RPC 2.0 message: {str(message)[:120]}")
+        else:
+            super().handle_message(message)
+
+    def _reject(self, msg_id: Any, method: Any, code: int, message: str) -> None:
+        """Answer a request we cannot run; for a notification, tell the user (an edit that is
+        dropped would leave our copy of a document out of step)."""
+        log.error("rejected message: %s", message)
+        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
+            msg_id = None
+        if msg_id is not None or method is None:
+            self._send_response(msg_id, error=types.ResponseError(code=code,
+                                                                  message=message))
+        if msg_id is None and isinstance(method, str) and not method.startswith("$/"):
+            self._server.window_show_message(types.ShowMessageParams(
+                type=types.MessageType.Error, message=f"codet5-lsp: ignored {message}"))
 
     @lsp_method(types.TEXT_DOCUMENT_DID_OPEN)
     def lsp_text_document__did_open(self, params: types.DidOpenTextDocumentParams):
@@ -66,6 +162,53 @@ class CodeT5Server(LanguageServer):
         self.summaries = SummaryService(self.models, settings)
         self._last_latency_ms: float | None = None
         self.stats = None  # set by create_server
+        # URIs already told about (a document out of step, one we do not complete): once each.
+        self._reported_desync: set[str] = set()
+        self._reported_skipped: set[str] = set()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def start_io(self, stdin=None, stdout=None) -> None:
+        """pygls's stdio loop, with a reader that resynchronizes after a broken frame."""
+        self._stop_event = threading.Event()
+        reader = _ResyncingReader(StdinAsyncReader(stdin or sys.stdin.buffer, self.thread_pool))
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(run_async(stop_event=self._stop_event, reader=reader,
+                                  protocol=self.protocol, logger=log,
+                                  error_handler=self.report_server_error))
+        except BrokenPipeError:
+            log.error("connection to the client is lost; shutting down")
+        except (KeyboardInterrupt, SystemExit):
+            pass
+        finally:
+            self.shutdown()
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A body that is not JSON gets the JSON-RPC parse error (id null) and a message."""
+        if isinstance(error, ValueError) and source is JsonRpcException:
+            text = f"could not parse a message from the client: {error}"
+            log.error("%s", text)
+            try:
+                self.protocol._send_response(None, error=types.ResponseError(
+                    code=PARSE_ERROR, message=text))
+                self.window_show_message(types.ShowMessageParams(
+                    type=types.MessageType.Error, message=f"codet5-lsp: {text}"))
+            except Exception:
+                log.debug("could not report a parse error", exc_info=True)
+            return
+        super().report_server_error(error, source)
+
+    def report_once(self, seen: set[str], uri: str, message: str,
+                    kind: types.MessageType = types.MessageType.Error) -> None:
+        """Show `message` unless this URI was already reported in `seen`."""
+        if uri in seen:
+            log.debug("%s", message)
+            return
+        seen.add(uri)
+        log.warning("%s", message)
+        self.window_show_message(types.ShowMessageParams(type=kind,
+                                                         message=f"codet5-lsp: {message}"))
 
     # -- notifications to the client -------------------------------------------------------
 
@@ -140,31 +283,43 @@ def create_server(settings: Settings) -> CodeT5Server:
     def did_open(ls: CodeT5Server, params: types.DidOpenTextDocumentParams) -> None:
         doc = params.text_document
         ls.documents.open(doc.uri, doc.text, doc.language_id, doc.version)
+        ls._reported_desync.discard(doc.uri)  # a fresh copy: in step again
+        ls._reported_skipped.discard(doc.uri)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: CodeT5Server, params: types.DidChangeTextDocumentParams) -> None:
-        ls.pipeline.debouncer.note_keystroke(params.text_document.uri)
+        uri = params.text_document.uri
+        if uri not in ls.documents:
+            ls.report_once(ls._reported_desync, uri, f"didChange for {uri}, which is not open; "
+                           "ignored (open the file to get completions)")
+            return
+        ls.pipeline.debouncer.note_keystroke(uri)
         try:
-            ls.documents.change(params.text_document.uri, params.text_document.version,
-                                params.content_changes)
+            ls.documents.change(uri, params.text_document.version, params.content_changes)
         except (UnknownDocumentError, InvalidPositionError) as exc:
-            # Our copy can no longer be trusted: say so; the client resends on reopen.
-            log.error("didChange rejected: %s", exc)
-            ls.window_show_message(types.ShowMessageParams(
-                type=types.MessageType.Error,
-                message=f"codet5-lsp: {exc}; reopen the file to resynchronize"))
+            # Our copy can no longer be trusted: say so (once); the client resends on reopen.
+            ls.report_once(ls._reported_desync, uri,
+                           f"didChange rejected: {exc}; reopen the file to resynchronize")
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: CodeT5Server, params: types.DidCloseTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.documents.close(uri)
         ls.pipeline.forget(uri)
+        ls._reported_desync.discard(uri)
+        ls._reported_skipped.discard(uri)
 
     async def suggest(ls: CodeT5Server, uri: str, position: types.Position) -> Suggestion | None:
         try:
             doc = ls.documents.get(uri)
         except UnknownDocumentError as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
+        if doc.too_large or doc.binary:
+            why = (f"larger than maxFileBytes ({ls.documents.max_bytes} bytes)" if doc.too_large
+                   else "binary (it contains NUL or control characters)")
+            ls.report_once(ls._reported_skipped, uri, f"no completions for {uri}: the file is "
+                           f"{why}", types.MessageType.Warning)
+            return None
         cancel = threading.Event()
         try:
             suggestion = await ls.pipeline.complete(doc, position, cancel)
@@ -301,6 +456,17 @@ def create_server(settings: Settings) -> CodeT5Server:
         action.edit = types.WorkspaceEdit(changes={doc.uri: [
             types.TextEdit(range=types.Range(start=at, end=at), new_text=text)]})
         return action
+
+    @server.command(DEBUG_TEXT_COMMAND)
+    def debug_document_text(ls: CodeT5Server, *args: Any) -> dict[str, Any]:
+        uri = args[0][0] if args and isinstance(args[0], list) and args[0] else \
+            (args[0] if args else None)
+        doc = document_or_error(ls, str(uri))
+        return {"uri": doc.uri, "version": doc.version, "text": doc.text}
+
+    @server.command(DEBUG_STATS_COMMAND)
+    def debug_stats(ls: CodeT5Server, *args: Any) -> dict[str, Any]:
+        return {**ls.pipeline.counters(), "documents": len(ls.documents)}
 
     @server.command(ACCEPT_COMMAND)
     def accepted(ls: CodeT5Server, *args: Any) -> None:

@@ -75,13 +75,21 @@ class CompletionPipeline:
         self.settings = settings
         self.cache = TypeThroughCache()
         self.debouncer = _debouncer(settings)
+        # Counters for `counters()` (codet5.debugStats; bench/typing.py).
         self.model_calls = 0
+        self.completion_requests = 0
+        self.cache_hits = 0
         self._running: dict[str, threading.Event] = {}  # per document: the latest request
 
     def update_settings(self, settings: Settings) -> None:
         old, self.settings = self.settings, settings
         if (old.debounce_ms, old.debounce_max_ms) != (settings.debounce_ms, settings.debounce_max_ms):
             self.debouncer = _debouncer(settings)
+
+    def counters(self) -> dict[str, int]:
+        """Requests seen, answered from the type-through cache, and sent to the model."""
+        return {"completionRequests": self.completion_requests, "cacheHits": self.cache_hits,
+                "modelCalls": self.model_calls}
 
     def forget(self, uri: str) -> None:
         """A closed document: drop its cached suggestions and typing rhythm."""
@@ -95,6 +103,7 @@ class CompletionPipeline:
                        *, debounce: bool = True) -> Suggestion | None:
         """A suggestion for `position` in `doc`, or None ("no suggestion")."""
         started = time.perf_counter()
+        self.completion_requests += 1
         cancel = cancel or threading.Event()
         # Latest wins: a new request for a document supersedes (and stops) the one before it.
         previous = self._running.get(doc.uri)
@@ -119,6 +128,7 @@ class CompletionPipeline:
         prefix_window, suffix_window = text[max(0, offset - 4000):offset], text[offset:offset + 1000]
         cached = self.cache.lookup(doc.uri, prefix_window, suffix_window)
         if cached:
+            self.cache_hits += 1
             return Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True)
         if debounce and not await self.debouncer.wait(doc.uri):
             return None

@@ -222,6 +222,10 @@ def test_python_docstring_is_left_out_of_the_hash_and_source():
     assert with_doc.body_hash == other_doc.body_hash == nested.body_hash
     assert (with_doc.body_line, with_doc.body_indent, with_doc.def_indent) == (1, "    ", "")
     assert nested.kind == "method" and nested.def_indent == "    "
+    _, decorated = _open("@cache\ndef g(): return 1\n", "python")
+    g = enclosing_definition(decorated, decorated.text.index("return"))
+    assert (g.start_line, g.signature_line, g.body_line, g.signature) == (0, 1, None,
+                                                                         "def g():")
 
 
 def test_hover_on_blank_lines_between_functions_and_decorators():
@@ -233,6 +237,30 @@ def test_hover_on_blank_lines_between_functions_and_decorators():
     assert definition_at(doc, types.Position(line=2, character=4)).name == "a"  # the name
     assert definition_at(doc, types.Position(line=2, character=0)).name == "a"  # `def`
     assert definition_at(doc, types.Position(line=7, character=6)).name == "b"
+
+
+def test_enclosing_definition_on_a_new_indented_line_after_the_body():
+    src = "class A:\n    def f(self):\n        x = 1\n        \n\ny = 2\n"
+    _, doc = _open(src, "python")
+    at_new_line = doc.offset_at(types.Position(line=3, character=8))
+    assert enclosing_definition(doc, at_new_line).name == "f"
+    at_class_level = doc.offset_at(types.Position(line=3, character=4))
+    assert enclosing_definition(doc, at_class_level).name == "A"
+    assert enclosing_definition(doc, doc.offset_at(types.Position(line=5, character=0))) is None
+
+
+def test_imports_follow_edits_above_and_survive_edits_below():
+    store, doc = _open("import os\n\ndef f():\n    pass\n", "python")
+    assert imports(doc) == ["import os"]
+    _insert(store, doc, 0, "import sys\n")
+    assert imports(doc) == ["import sys", "import os"]
+    _insert(store, doc, len(doc.text), "import json\n")
+    assert imports(doc) == ["import sys", "import os", "import json"]
+    many = "".join(f"x{i} = {i}\n" for i in range(60))  # the scan gives up after 40
+    store, doc = _open("import os\n" + many + "import late\n", "python")
+    assert imports(doc) == ["import os"]
+    _insert(store, doc, len(doc.text), "z = 1\n")  # below where the scan stopped: reused
+    assert imports(doc) == ["import os"]
 
 
 def test_hover_returns_the_innermost_function():

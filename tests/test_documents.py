@@ -154,6 +154,16 @@ def test_lsp_content_change_objects_partial_and_whole():
     _assert_same_tree(doc, doc.text)
 
 
+def test_plain_json_changes_are_accepted():
+    store = DocumentStore()
+    doc = store.open(URI, "ab\n", "python", 1)
+    store.change(URI, 2, [{"range": {"start": {"line": 0, "character": 1},
+                                     "end": {"line": 0, "character": 2}}, "text": "X"}])
+    assert doc.text == "aX\n"
+    store.change(URI, 3, [{"text": "new\n"}])
+    assert doc.text == "new\n"
+
+
 def test_several_changes_in_one_message_apply_in_order():
     store = DocumentStore()
     doc = store.open(URI, "abc\n", "python", 1)
@@ -219,6 +229,39 @@ def test_encoding_set_after_initialize_applies_to_open_documents():
     assert doc.offset_at(types.Position(line=0, character=4)) == 1
 
 
+def test_edit_log_tells_which_offsets_are_stable():
+    store = DocumentStore()
+    doc = store.open(URI, "import os\n\ndef f():\n    pass\n", "python", 1)
+    mark = doc.edit_count
+    assert doc.first_edit_offset_since(mark) is None
+    pos = types.Position(line=3, character=4)
+    store.change(URI, 2, [Partial(types.Range(start=pos, end=pos), "x")])
+    assert doc.first_edit_offset_since(mark) == doc.text.index("xpass")
+    store.change(URI, 3, [Whole("y = 1\n")])
+    assert doc.first_edit_offset_since(mark) == 0
+
+
+def test_line_index_stays_right_while_typing_far_apart():
+    """The line index shifts lazily; edits that jump around must still see exact offsets."""
+    lines = [f"line_{i} = {i}" for i in range(300)]
+    reference = "\n".join(lines) + "\n"
+    store = DocumentStore()
+    doc = store.open(URI, reference, "python", 1)
+    version = 1
+    for line in (250, 10, 10, 299, 0, 150, 151, 149):
+        pos = types.Position(line=line, character=2)
+        version += 1
+        store.change(URI, version, [Partial(types.Range(start=pos, end=pos), "é\n😀")])
+        offset = doc.offset_at(pos)
+        reference = reference[:offset] + "é\n😀" + reference[offset:]
+        assert doc.text == reference
+        assert [doc.line_start(n) for n in range(doc.line_count)] == \
+            [0] + [i + 1 for i, ch in enumerate(reference) if ch == "\n"]
+        assert doc.line_starts_between(0, len(reference)) == \
+            [doc.line_start(n) for n in range(doc.line_count)]
+    _assert_same_tree(doc, reference)
+
+
 # ---- property tests ------------------------------------------------------------------------
 _ALPHABET = st.sampled_from(list("ab1 (:)'\"#=") + ["\t", "\n", "\r\n", "\r", "😀", "中",
                                                     "é", "def ", "    ", "if x:", "𝄞"])
@@ -239,7 +282,8 @@ def _edits(draw):
                          min_size=1, max_size=12))
 
 
-@settings(max_examples=int(os.environ.get("DOCUMENTS_EXAMPLES", "120")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("DOCUMENTS_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(initial=_TEXT, edits=_edits(), encoding=st.sampled_from(ENCODINGS),
        language=st.sampled_from(["python", "javascript", "plaintext"]))
 def test_random_edits_keep_text_and_tree_equal_to_reference(initial, edits, encoding,

@@ -123,11 +123,13 @@ def nvim(tmp_path: Path, shared_xdg_cache: Path):
     try:
         yield Nvim(binary, socket, env, process)
     finally:
-        process.terminate()
+        # :qa! lets the LSP client shut the server down (shutdown/exit) before Neovim exits.
+        subprocess.run([binary, "--server", str(socket), "--remote-send", "<C-\\><C-n>:qa!<CR>"],
+                       env=env, capture_output=True, timeout=30)
         try:
-            process.wait(10)
+            process.wait(15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            process.terminate()
             process.wait(10)
         log = tmp_path / "server.log"
         if log.exists():

@@ -32,7 +32,10 @@ def read_lines(path):
 
 
 def count_lines(path):
-    lines = read_lines(path)
+    return len(read_lines(path))
+
+
+def read_text(path):
 PY
 
 server_cmd="$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' \
@@ -60,7 +63,7 @@ for _ in $(seq 1 600); do
   sleep 0.5
 done
 
-remote --remote-send "Goreturn "
+remote --remote-send "Gowith open("
 for _ in $(seq 1 300); do
   [ "$(state_field "bool(d['ghost'])")" = "True" ] && break
   sleep 0.2
@@ -69,7 +72,7 @@ done
 sleep 0.3  # let the TUI redraw
 
 tmux capture-pane -e -p -t "$session" > "$work/screen.ansi"
-cursor="$(tmux display -p -t "$session" '#{cursor_y},#{cursor_x}')"
+cursor="$(remote --remote-expr "luaeval('T.screen_cursor()')")"
 
 shot_venv="${TMPDIR:-/tmp}/codet5-screenshot-venv"
 if [ ! -x "$shot_venv/bin/python" ]; then

@@ -78,3 +78,9 @@ function T.floats()
   end
   return json(texts)
 end
+
+--- Screen cell of the cursor, 0-based "row,col" (for the screenshot's block cursor).
+function T.screen_cursor()
+  local pos = vim.fn.screenpos(0, vim.fn.line("."), vim.fn.col("."))
+  return ("%d,%d"):format(pos.row - 1, pos.col - 1)
+end

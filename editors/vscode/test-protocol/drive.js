@@ -181,9 +181,7 @@ async function main() {
   }
 
   finished = true;
-  await connection.sendRequest(ShutdownRequest.type);
-  await connection.sendNotification(ExitNotification.type);
-  const exitCode = await new Promise((resolve) => {
+  const exited = new Promise((resolve) => {
     const timer = setTimeout(() => {
       server.kill();
       resolve(null);
@@ -193,6 +191,9 @@ async function main() {
       resolve(code);
     });
   });
+  await connection.sendRequest(ShutdownRequest.type);
+  await connection.sendNotification(ExitNotification.type);
+  const exitCode = await exited;
   result.exitCode = exitCode;
   result.stderr = stderr;
   connection.dispose();
