@@ -1,0 +1,548 @@
+"""Faults: every one gets a clear error (an LSP error response or `window/showMessage` naming
+the problem) and the server keeps serving (a normal inline completion works afterwards).
+
+The server runs as `codet5-lsp serve` over pipes and is spoken to byte by byte (`LspPipe`), so
+malformed frames and messages can be sent exactly; one test runs the server in this process to
+make its engine fail the way a GPU out of memory does. `LspPipe` is shared with
+test_fuzz_jsonrpc.py and test_soak.py.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+import pytest
+
+SOURCE = '''import os
+
+
+def list_files(folder):
+    names = []
+    for name in os.listdir(folder):
+        names.append(os.path.join(folder, name))
+    return names
+
+
+def main():
+    files = list_files(os.getcwd())
+    for f in files:
+        print(
+'''
+END = (len(SOURCE.splitlines()) - 1, len(SOURCE.splitlines()[-1]))  # after "print("
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
+REQUEST_CANCELLED = -32800
+
+
+# ---- a byte-level LSP client -----------------------------------------------------------------
+
+def frame(message: Any) -> bytes:
+    body = json.dumps(message).encode("utf-8")
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+class LspPipe:
+    """Writes frames (or raw bytes) to a server and collects what it sends, on a thread."""
+
+    def __init__(self, writer: BinaryIO, reader: BinaryIO,
+                 proc: subprocess.Popen | None = None):
+        self.proc = proc
+        self._writer = writer
+        self._reader = reader
+        self._cond = threading.Condition()
+        self._write_lock = threading.Lock()
+        self.responses: dict[Any, dict] = {}
+        self.null_id_responses: list[dict] = []
+        self.notifications: list[dict] = []
+        self.closed = False
+        self._next_id = 0
+        self._thread = threading.Thread(target=self._read_loop, daemon=True)
+        self._thread.start()
+
+    # -- sending ---------------------------------------------------------------------------
+    def send_raw(self, data: bytes) -> None:
+        with self._write_lock:
+            self._writer.write(data)
+            self._writer.flush()
+
+    def send(self, message: Any) -> None:
+        self.send_raw(frame(message))
+
+    def new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def request(self, method: str, params: Any = None) -> int:
+        msg_id = self.new_id()
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+        return msg_id
+
+    def notify(self, method: str, params: Any = None) -> None:
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params is not None:
+            message["params"] = params
+        self.send(message)
+
+    def call(self, method: str, params: Any = None, timeout: float = 60) -> dict:
+        return self.response(self.request(method, params), timeout)
+
+    # -- receiving -------------------------------------------------------------------------
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                length = None
+                while True:
+                    line = self._reader.readline()
+                    if not line:
+                        return
+                    if line in (b"\r\n", b"\n"):
+                        break
+                    name, _, value = line.decode("ascii").partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value.strip())
+                assert length is not None, "server sent a frame without Content-Length"
+                message = json.loads(self._reader.read(length))
+                if "method" in message and "id" in message:  # a request from the server
+                    self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
+                with self._cond:
+                    if "method" in message:
+                        self.notifications.append(message)
+                    elif message.get("id") is None:
+                        self.null_id_responses.append(message)
+                    else:
+                        self.responses[message["id"]] = message
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = end - time.monotonic()
+                if left <= 0 or self.closed:
+                    return predicate()
+                self._cond.wait(min(left, 0.5))
+        return True
+
+    def response(self, msg_id: Any, timeout: float = 60) -> dict:
+        assert self.wait_until(lambda: msg_id in self.responses, timeout), \
+            f"no response to request {msg_id} within {timeout} s"
+        return self.responses[msg_id]
+
+    def messages(self, method: str) -> list[dict]:
+        with self._cond:
+            return [m["params"] for m in self.notifications if m["method"] == method]
+
+    def shown(self, needle: str = "") -> list[str]:
+        return [p["message"] for p in self.messages("window/showMessage")
+                if needle in p["message"]]
+
+    def status(self) -> str | None:
+        statuses = self.messages("codet5/status")
+        return statuses[-1]["state"] if statuses else None
+
+    # -- sessions --------------------------------------------------------------------------
+    def initialize(self, **init_options: Any) -> dict:
+        reply = self.call("initialize", {
+            "processId": os.getpid(), "rootUri": None,
+            "capabilities": {"general": {"positionEncodings": ["utf-16"]}},
+            "initializationOptions": init_options or None}, timeout=60)
+        assert "result" in reply, reply
+        self.notify("initialized", {})
+        return reply["result"]
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        assert self.wait_until(lambda: self.status() in ("ready", "error"), timeout), \
+            self.messages("codet5/status")
+        assert self.status() == "ready", self.messages("codet5/status")
+
+    def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
+        self.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": language, "version": version, "text": text}})
+
+    def inline(self, uri: str, line: int, character: int, timeout: float = 120) -> dict:
+        return self.call("textDocument/inlineCompletion", inline_params(uri, line, character),
+                         timeout)
+
+    def server_text(self, uri: str) -> str:
+        reply = self.call("workspace/executeCommand", {
+            "command": "codet5.debugDocumentText", "arguments": [uri]})
+        assert "result" in reply, reply
+        return reply["result"]["text"]
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """shutdown + exit; the process's exit code (None in process)."""
+        if not self.closed:
+            try:
+                reply = self.call("shutdown", timeout=timeout)
+                assert reply.get("result", "missing") is None, reply
+                self.notify("exit")
+            except (BrokenPipeError, OSError):
+                pass
+        if self.proc is None:
+            return None
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
+
+    def rss_kb(self) -> int:
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise AssertionError("no VmRSS")
+
+
+def inline_params(uri: str, line: int, character: int) -> dict:
+    return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+            "context": {"triggerKind": 2}}
+
+
+def items_of(reply: dict) -> list[dict]:
+    assert "result" in reply, reply
+    result = reply["result"]
+    return result["items"] if isinstance(result, dict) else (result or [])
+
+
+def server_env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["XDG_CACHE_HOME"] = str(cache)
+    env["XDG_STATE_HOME"] = str(cache)
+    return env
+
+
+def start_server(args: list[str], workdir: Path) -> LspPipe:
+    """`codet5-lsp serve ARGS` as a subprocess; its log goes to workdir/server.log."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "server.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "codet5_lsp.server.cli", "serve", "--stats-file",
+         str(workdir / "stats.jsonl"), *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=server_env(workdir))
+    log.close()
+    return LspPipe(proc.stdin, proc.stdout, proc)
+
+
+def model_args(files) -> list[str]:
+    return ["--model", str(files.folder), "--device", "cpu", "--compute-type", "int8"]
+
+
+FAST = {"debounceMs": 0, "requestTimeoutMs": 120000, "maxNewTokens": 8}
+
+
+def assert_completes(pipe: LspPipe, uri: str = "file:///tmp/faults/ok.py") -> str:
+    """The proof that the server still serves: a normal inline completion."""
+    pipe.open(uri, SOURCE)  # (re)opening replaces the document
+    items = items_of(pipe.inline(uri, *END))
+    assert items and items[0]["insertText"].strip(), items
+    return items[0]["insertText"]
+
+
+@pytest.fixture(scope="module")
+def served(labmodel_int8, tmp_path_factory):
+    pipe = start_server(model_args(labmodel_int8), tmp_path_factory.mktemp("faults"))
+    pipe.initialize(**FAST)
+    pipe.wait_ready()
+    yield pipe
+    assert pipe.stop() == 0
+
+
+# ---- positions and documents -----------------------------------------------------------------
+
+def test_invalid_positions(served):
+    uri = "file:///tmp/faults/positions.py"
+    served.open(uri, SOURCE)
+    line, character = END
+    for bad, needle in (((-1, 0), "position"), ((0, -3), "position"),
+                        ((line + 5, 0), f"line {line + 5} is outside")):
+        reply = served.inline(uri, *bad)
+        assert reply["error"]["code"] == INVALID_PARAMS, reply
+        assert needle in reply["error"]["message"], reply
+    # A character past the end of the line means the end of the line (LSP).
+    at_end = items_of(served.inline(uri, line, character))
+    clamped = items_of(served.inline(uri, line, character + 500))
+    assert at_end and [i["insertText"] for i in clamped] == [i["insertText"] for i in at_end]
+    assert_completes(served)
+
+
+def test_unknown_and_closed_documents(served):
+    never = "file:///tmp/faults/never-opened.py"
+    for method, params in (("textDocument/inlineCompletion", inline_params(never, 0, 0)),
+                           ("textDocument/completion", {"textDocument": {"uri": never},
+                                                        "position": {"line": 0, "character": 0}}),
+                           ("textDocument/hover", {"textDocument": {"uri": never},
+                                                   "position": {"line": 0, "character": 0}})):
+        reply = served.call(method, params)
+        assert reply["error"]["code"] == INVALID_PARAMS and never in reply["error"]["message"]
+    closed = "file:///tmp/faults/closed.py"
+    served.open(closed, SOURCE)
+    served.notify("textDocument/didClose", {"textDocument": {"uri": closed}})
+    reply = served.inline(closed, 0, 0)
+    assert reply["error"]["code"] == INVALID_PARAMS and closed in reply["error"]["message"]
+    # didChange for a document that is not open: reported once, however often it comes.
+    for version in (2, 3, 4):
+        served.notify("textDocument/didChange", {
+            "textDocument": {"uri": closed, "version": version},
+            "contentChanges": [{"text": "x = 1\n"}]})
+    assert_completes(served)
+    assert len(served.shown(closed)) == 1, served.shown()
+    assert "not open" in served.shown(closed)[0]
+
+
+def test_change_with_invalid_range_is_reported_once(served):
+    uri = "file:///tmp/faults/bad-range.py"
+    served.open(uri, "a = 1\nb = 2\n")
+    bad = {"start": {"line": 40, "character": 0}, "end": {"line": 41, "character": 0}}
+    for version in (2, 3):
+        served.notify("textDocument/didChange", {
+            "textDocument": {"uri": uri, "version": version},
+            "contentChanges": [{"range": bad, "text": "zzz"}]})
+    assert served.server_text(uri) == "a = 1\nb = 2\n"  # nothing applied, nothing lost
+    messages = served.shown(uri)
+    assert len(messages) == 1 and "line 40 is outside" in messages[0], messages
+    # Reopening resynchronizes (and would report a new problem again).
+    served.open(uri, "a = 1\n", version=5)
+    assert served.server_text(uri) == "a = 1\n"
+    assert_completes(served)
+
+
+def test_file_over_max_file_bytes(served):
+    served.notify("workspace/didChangeConfiguration", {"settings": {"maxFileBytes": 300}})
+    try:
+        uri = "file:///tmp/faults/large.py"
+        text = SOURCE * 3  # ~700 bytes
+        served.open(uri, text)
+        for _ in range(3):
+            assert items_of(served.inline(uri, *END)) == []
+        completion = served.call("textDocument/completion", {
+            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 0}})
+        assert completion["result"]["items"] == []
+        messages = served.shown(uri)
+        assert len(messages) == 1 and "maxFileBytes" in messages[0], messages
+        assert served.server_text(uri) == text
+    finally:
+        served.notify("workspace/didChangeConfiguration",
+                      {"settings": {"maxFileBytes": 2_000_000}})
+    assert_completes(served)
+
+
+def test_binary_content_and_nul_bytes(served):
+    uri = "file:///tmp/faults/blob.py"
+    text = "PNG\x00\x01\x02\x00def f(\x00):\n    return "
+    served.open(uri, text)
+    assert items_of(served.inline(uri, 1, 11)) == []
+    assert items_of(served.inline(uri, 1, 11)) == []
+    messages = served.shown(uri)
+    assert len(messages) == 1 and "binary" in messages[0], messages
+    served.notify("textDocument/didChange", {
+        "textDocument": {"uri": uri, "version": 2},
+        "contentChanges": [{"range": {"start": {"line": 0, "character": 3},
+                                      "end": {"line": 0, "character": 4}}, "text": "\x00\x00"}]})
+    expected = "PNG\x00\x00\x01\x02\x00def f(\x00):\n    return "
+    assert served.server_text(uri) == expected
+    assert_completes(served)
+
+
+def test_lone_surrogates_are_kept(served):
+    uri = "file:///tmp/faults/surrogates.py"
+    # JSON carries "\ud800" (a lone high surrogate); Python's json keeps it as one code unit.
+    text = 'bad = "\ud800"\n\n\ndef name_of(x):\n    return '
+    served.open(uri, text)
+    served.notify("textDocument/didChange", {
+        "textDocument": {"uri": uri, "version": 2},
+        "contentChanges": [{"range": {"start": {"line": 0, "character": 8},
+                                      "end": {"line": 0, "character": 8}},
+                            "text": "\udc00\U0001F600"}]})
+    expected = 'bad = "\ud800\udc00\U0001F600"\n\n\ndef name_of(x):\n    return '
+    assert served.server_text(uri) == expected
+    reply = served.inline(uri, 4, 11)
+    assert "result" in reply, reply  # answered, not an error
+    assert items_of(reply), "no completion after a lone surrogate"
+    assert served.server_text(uri) == expected
+    assert_completes(served)
+
+
+# ---- malformed JSON-RPC ----------------------------------------------------------------------
+
+def test_malformed_json_rpc(served):
+    pipe = served
+    # Not JSON: the parse error (id null) and a message.
+    before = len(pipe.null_id_responses)
+    pipe.send_raw(b'Content-Length: 15\r\n\r\n{"jsonrpc": 2.')
+    assert pipe.wait_until(lambda: len(pipe.null_id_responses) > before, 10)
+    error = pipe.null_id_responses[-1]["error"]
+    assert error["code"] == PARSE_ERROR and "parse" in error["message"]
+    assert pipe.shown("could not parse")
+    # A bad Content-Length header, then (same write) a request: the request is still answered.
+    ok = pipe.new_id()
+    pipe.send_raw(b'Content-Length: lots\r\n\r\n{"jsonrpc": "2.0", "method": "x"}'
+                  + frame({"jsonrpc": "2.0", "id": ok, "method": "textDocument/hover",
+                           "params": {"textDocument": {"uri": "file:///nope"},
+                                      "position": {"line": 0, "character": 0}}}))
+    assert "nope" in pipe.response(ok, 10)["error"]["message"]
+    # A Content-Length far too large is ignored, not waited for.
+    ok = pipe.new_id()
+    pipe.send_raw(b'Content-Length: 99999999999999\r\n\r\n{}'
+                  + frame({"jsonrpc": "2.0", "id": ok, "method": "shutdown_typo"}))
+    assert pipe.response(ok, 10)["error"]["code"] == METHOD_NOT_FOUND
+    # Missing fields and wrong parameter types: InvalidParams naming the field.
+    reply = pipe.call("textDocument/inlineCompletion", {"textDocument": {"uri": "file:///x"}})
+    assert reply["error"]["code"] == INVALID_PARAMS
+    assert "missing" in reply["error"]["message"] and "position" in reply["error"]["message"]
+    reply = pipe.call("textDocument/hover")
+    assert reply["error"]["code"] == INVALID_PARAMS and "params" in reply["error"]["message"]
+    reply = pipe.call("textDocument/inlineCompletion", {
+        "textDocument": {"uri": "file:///x"}, "position": {"line": "two", "character": []},
+        "context": {"triggerKind": 1}})
+    assert reply["error"]["code"] == INVALID_PARAMS
+    assert "position.line" in reply["error"]["message"], reply
+    # Unknown methods: MethodNotFound for a request; a notification is ignored.
+    reply = pipe.call("codet5/noSuchMethod", {"a": 1})
+    assert reply["error"]["code"] == METHOD_NOT_FOUND
+    assert "codet5/noSuchMethod" in reply["error"]["message"]
+    pipe.notify("codet5/noSuchNotification", [1, 2])
+    # Not a JSON-RPC message at all.
+    bad_id = pipe.new_id()
+    pipe.send({"id": bad_id, "method": "shutdown"})  # no "jsonrpc"
+    assert pipe.response(bad_id, 10)["error"]["code"] == INVALID_REQUEST
+    before = len(pipe.null_id_responses)
+    pipe.send([1, 2, 3])
+    assert pipe.wait_until(lambda: len(pipe.null_id_responses) > before, 10)
+    assert pipe.null_id_responses[-1]["error"]["code"] == INVALID_REQUEST
+    # A notification with bad params (a lost edit) is reported.
+    pipe.notify("textDocument/didChange", {"textDocument": {"uri": 7}, "contentChanges": 3})
+    assert pipe.wait_until(lambda: bool(pipe.shown("ignored invalid params for "
+                                                   "textDocument/didChange")), 10)
+    assert_completes(pipe)
+    assert pipe.proc.poll() is None
+
+
+# ---- engine and model faults -----------------------------------------------------------------
+
+def test_engine_exception_at_generation(labmodel_int8, tmp_path):
+    """A model that loads but whose generation fails: CTranslate2 raises at translate time
+    because the end token is not in the vocabulary."""
+    broken = tmp_path / "broken-model"
+    shutil.copytree(labmodel_int8.folder, broken)
+    meta = json.loads((broken / "codet5_lsp.json").read_text())
+    meta["eos_token"] = "<no-such-token>"
+    (broken / "codet5_lsp.json").write_text(json.dumps(meta))
+    pipe = start_server(["--model", str(broken), "--device", "cpu", "--compute-type", "int8"],
+                        tmp_path / "run")
+    try:
+        pipe.initialize(**FAST)
+        pipe.wait_ready()
+        uri = "file:///tmp/faults/engine.py"
+        pipe.open(uri, SOURCE)
+        for _ in range(2):
+            assert items_of(pipe.inline(uri, *END)) == []
+        logs = [p["message"] for p in pipe.messages("window/logMessage")
+                if "completion failed" in p["message"]]
+        assert logs and "not in the vocabulary" in logs[0], logs
+        reply = pipe.call("textDocument/hover", {"textDocument": {"uri": uri},
+                                                 "position": {"line": 3, "character": 5}})
+        assert "result" in reply, reply
+    finally:
+        assert pipe.stop() == 0
+
+
+def test_model_that_fails_to_load(tmp_path):
+    missing = tmp_path / "no-model-here"
+    pipe = start_server(["--model", str(missing), "--device", "cpu", "--offline"],
+                        tmp_path / "run")
+    try:
+        result = pipe.initialize(**FAST)
+        assert result["capabilities"]["inlineCompletionProvider"] is not None
+        assert pipe.wait_until(lambda: pipe.status() == "error", 60)
+        assert str(missing) in pipe.messages("codet5/status")[-1]["message"]
+        assert pipe.shown(str(missing))
+        uri = "file:///tmp/faults/nomodel.py"
+        pipe.open(uri, SOURCE)
+        assert items_of(pipe.inline(uri, *END)) == []
+    finally:
+        assert pipe.stop() == 0
+
+
+def test_cuda_requested_without_a_gpu(labmodel_int8, tmp_path):
+    """`--device cuda` on a machine without CUDA: a clear error state, not a crash."""
+    from codet5_lsp.inference.engine import cuda_device_count
+
+    pipe = start_server(["--model", str(labmodel_int8.folder), "--device", "cuda"],
+                        tmp_path / "run")
+    try:
+        pipe.initialize(**FAST)
+        assert pipe.wait_until(lambda: pipe.status() in ("ready", "error"), 120)
+        if cuda_device_count() > 0:  # a GPU machine: it must simply work
+            assert pipe.status() == "ready"
+            return
+        assert pipe.status() == "error"
+        message = pipe.messages("codet5/status")[-1]["message"]
+        assert "cuda" in message.lower() and str(labmodel_int8.folder) in message, message
+        assert pipe.shown("CUDA")
+        uri = "file:///tmp/faults/cuda.py"
+        pipe.open(uri, SOURCE)
+        assert items_of(pipe.inline(uri, *END)) == []
+    finally:
+        assert pipe.stop() == 0
+
+
+def test_out_of_memory_in_process(labmodel_int8, caplog):
+    """The server in this process over OS pipes; its engine raises a CUDA out-of-memory error
+    once: no suggestion, the error is logged (server log and window/logMessage), and the next
+    request gets a completion."""
+    from codet5_lsp.server.lsp import create_server
+    from codet5_lsp.server.settings import Settings
+
+    server = create_server(Settings(model=str(labmodel_int8.folder), device="cpu",
+                                    compute_type="int8", summaries_enabled=False))
+    to_server_r, to_server_w = os.pipe()
+    from_server_r, from_server_w = os.pipe()
+    thread = threading.Thread(target=server.start_io, daemon=True,
+                              args=(os.fdopen(to_server_r, "rb"), os.fdopen(from_server_w, "wb")))
+    thread.start()
+    pipe = LspPipe(os.fdopen(to_server_w, "wb"), os.fdopen(from_server_r, "rb"))
+    try:
+        pipe.initialize(**FAST)
+        pipe.wait_ready()
+        engine = server.models.completion_engine()
+        real = engine._generate_batch
+        calls = []
+
+        def out_of_memory(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 1:
+                raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            return real(*args, **kwargs)
+
+        engine._generate_batch = out_of_memory
+        uri = "file:///tmp/faults/oom.py"
+        pipe.open(uri, SOURCE)
+        with caplog.at_level(logging.ERROR):
+            assert items_of(pipe.inline(uri, *END)) == []
+        assert any("out of memory" in r.getMessage() or "out of memory" in str(r.exc_info)
+                   for r in caplog.records), caplog.records
+        assert any("out of memory" in p["message"] for p in pipe.messages("window/logMessage"))
+        assert assert_completes(pipe, uri)
+        assert len(calls) == 2
+    finally:
+        pipe.stop()
+        thread.join(15)
+    assert not thread.is_alive()
