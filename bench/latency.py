@@ -348,8 +348,9 @@ async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: l
     statuses: list[dict] = []
 
     @client.feature("codet5/status")
-    def on_status(params):  # noqa: ANN001 - raw JSON object
-        statuses.append(params if isinstance(params, dict) else vars(params))
+    def on_status(params):  # noqa: ANN001 - raw JSON object (pygls gives a namedtuple)
+        get = params.get if isinstance(params, dict) else lambda k: getattr(params, k, None)
+        statuses.append({"state": get("state"), "message": get("message")})
 
     memory = PeakMemory(client._server.pid, device == "cuda")
     opened = 0
@@ -369,7 +370,9 @@ async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: l
             initialization_options={"debounceMs": 0, "maxContextTokens": CONTEXT_TOKENS,
                                     "maxSuffixTokens": SUFFIX_TOKENS,
                                     "maxNewTokens": max_new_tokens,
-                                    "requestTimeoutMs": 600_000}))
+                                    "requestTimeoutMs": 600_000,
+                                    # completion model only: no summary model download/RSS
+                                    "summariesEnabled": False}))
         end = time.monotonic() + 300
         while not (statuses and statuses[-1].get("state") in ("ready", "error")):
             if time.monotonic() > end:
