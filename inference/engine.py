@@ -98,8 +98,10 @@ class CompletionEngine:
         self.compute_type = default_compute_type(self.device) if compute_type == "auto" else compute_type
         self.max_batch = max_batch
         self.tokenizer = CodeTokenizer(model.tokenizer_file)
-        if intra_threads <= 0:  # ctranslate2's default is 4, too many on a 2-core machine
-            intra_threads = max(1, min(4, os.cpu_count() or 1))
+        if intra_threads <= 0:
+            # ctranslate2's default is 4. Leave half the cores to the LSP loop and the editor:
+            # on a busy 2-core machine two threads stalled single generations for seconds.
+            intra_threads = max(1, min(4, (os.cpu_count() or 2) // 2))
         path = str(model.folder)
         try:
             if self.meta.family == "codegen":

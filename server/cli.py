@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -113,7 +113,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.start_tcp(host or "127.0.0.1", int(port))
     else:
         server.start_io()
-    return 0
+    # Stop the engines ourselves, then leave without interpreter teardown: destroying
+    # ctranslate2 objects from atexit/GC while its threads wind down can abort the process
+    # ("Resource deadlock avoided") after an otherwise clean shutdown.
+    server.models.close()
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(0 if server.protocol._shutdown else 1)
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -167,7 +173,8 @@ def cmd_complete(args: argparse.Namespace) -> int:
     if state != "ready":
         print(f"codet5-lsp: {error}", file=sys.stderr)
         return 1
-    pipeline = CompletionPipeline(models, settings)
+    # A one-shot command waits for its answer (the editor's 3 s budget does not apply).
+    pipeline = CompletionPipeline(models, settings.merged({"request_timeout_ms": 600_000}))
     try:
         suggestion = asyncio.run(pipeline.complete(
             doc, types.Position(line=line - 1, character=column - 1), debounce=False))

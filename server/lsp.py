@@ -8,6 +8,7 @@ second copy of every document on each edit.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import threading
@@ -37,7 +38,7 @@ INSERT_DOCSTRING_TITLE = "Insert generated docstring"
 STATUS_NOTIFICATION = "codet5/status"
 # Debug commands (workspace/executeCommand), for tests and benchmarks: the server's copy of a
 # document ({"uri", "version", "text"}), and counters ({"completionRequests", "cacheHits",
-# "modelCalls", "documents"}).
+# "modelCalls", "documents", "pendingFutures": requests/notifications pygls still tracks}).
 DEBUG_TEXT_COMMAND = "codet5.debugDocumentText"
 DEBUG_STATS_COMMAND = "codet5.debugStats"
 
@@ -53,8 +54,14 @@ class _MalformedMessage:
     """Valid JSON that is not a valid message (missing fields, wrong param types). pygls would
     log and drop it, leaving a request unanswered; we answer it (see CodeT5Protocol)."""
 
-    def __init__(self, msg_id: Any, method: Any, problem: str):
-        self.id, self.method, self.problem = msg_id, method, problem
+    def __init__(self, msg_id: Any, method: Any, problem: str, code: int = INVALID_PARAMS,
+                 is_request: bool = True):
+        self.id, self.method, self.problem, self.code = msg_id, method, problem, code
+        self.is_request = is_request
+
+
+def _valid_id(msg_id: Any) -> bool:
+    return msg_id is None or (isinstance(msg_id, (int, str)) and not isinstance(msg_id, bool))
 
 
 def _describe_structure_error(exc: BaseException) -> str:
@@ -106,35 +113,60 @@ class CodeT5Protocol(LanguageServerProtocol):
         if handler is not None:
             yield handler, (params,), None
 
+    def _execute_handler(self, msg_id, handler, callback, args=None, kwargs=None):
+        """pygls 2.1 files the future of a generator handler under a fresh id even for a
+        notification and never removes it: one leaked future per didChange. Remove it when
+        the notification is done."""
+        if callback == self._check_handler_result:
+            def done(future, msg_id=msg_id):
+                self._request_futures.pop(msg_id, None)
+                self._check_handler_result(future)
+            callback = done
+        super()._execute_handler(msg_id, handler, callback, args, kwargs)
+
     def structure_message(self, data: dict[str, Any]):
+        if ("method" in data and "params" not in data and "jsonrpc" in data
+                and self.get_message_type(data["method"]) is None):
+            data = {**data, "params": None}  # optional in JSON-RPC; unknown methods need it
+        if "jsonrpc" in data and "method" in data and not _valid_id(data.get("id")):
+            return _MalformedMessage(None, data["method"], "the id must be a number or a "
+                                     f"string, got {json.dumps(data['id'])[:40]}",
+                                     INVALID_REQUEST)
         try:
             return super().structure_message(data)
         except JsonRpcException as exc:
             return _MalformedMessage(data.get("id"), data.get("method"),
-                                     _describe_structure_error(exc))
+                                     _describe_structure_error(exc),
+                                     is_request="id" in data)
 
     def handle_message(self, message: Any):
         if isinstance(message, _MalformedMessage):
-            self._reject(message.id, message.method, INVALID_PARAMS,
-                         f"invalid params for {message.method}: {message.problem}")
+            what = "params for" if message.code == INVALID_PARAMS else "request"
+            self._reject(message.id, message.method, message.code,
+                         f"invalid {what} {message.method}: {message.problem}",
+                         message.is_request)
         elif not hasattr(message, "jsonrpc"):  # a JSON value that is no message at all
             msg_id = message.get("id") if isinstance(message, dict) else None
             method = message.get("method") if isinstance(message, dict) else None
             self._reject(msg_id, method, INVALID_REQUEST,
-                         f"not a JSON-RPC 2.0 message: {str(message)[:120]}")
+                         f"not a JSON-RPC 2.0 message: {str(message)[:120]}",
+                         not isinstance(message, dict) or "id" in message
+                         or "method" not in message)
         else:
             super().handle_message(message)
 
-    def _reject(self, msg_id: Any, method: Any, code: int, message: str) -> None:
-        """Answer a request we cannot run; for a notification, tell the user (an edit that is
-        dropped would leave our copy of a document out of step)."""
+    def _reject(self, msg_id: Any, method: Any, code: int, message: str,
+                is_request: bool) -> None:
+        """Answer a request we cannot run (id null when its id is unusable); for a
+        notification, tell the user (a dropped edit leaves our copy of a document out of
+        step). A malformed response to one of our requests is only logged."""
         log.error("rejected message: %s", message)
-        if not isinstance(msg_id, (int, str)) or isinstance(msg_id, bool):
-            msg_id = None
-        if msg_id is not None or method is None:
-            self._send_response(msg_id, error=types.ResponseError(code=code,
-                                                                  message=message))
-        if msg_id is None and isinstance(method, str) and not method.startswith("$/"):
+        if method is None and msg_id is not None:
+            return
+        if is_request:
+            self._send_response(msg_id if _valid_id(msg_id) else None,
+                                error=types.ResponseError(code=code, message=message))
+        elif isinstance(method, str) and not method.startswith("$/"):
             self._server.window_show_message(types.ShowMessageParams(
                 type=types.MessageType.Error, message=f"codet5-lsp: ignored {message}"))
 
@@ -228,6 +260,9 @@ class CodeT5Server(LanguageServer):
                 message=f"codet5-lsp: summary model {model}: {state}: {message}"))
             return
         params: dict[str, Any] = {"state": state, "message": message, "model": model}
+        engine = self.models.completion_engine() if state == "ready" else None
+        if engine is not None:
+            params.update(device=engine.device, computeType=engine.compute_type)
         if self._last_latency_ms is not None:
             params["latencyMs"] = round(self._last_latency_ms, 1)
         try:
@@ -407,6 +442,7 @@ def create_server(settings: Settings) -> CodeT5Server:
         if definition is None:
             return None  # leave the hover to other language servers
         summary = await summarize(ls, definition)
+        ls.summaries.prefetch(neighbour_functions(doc, definition))
         if summary is None:
             return None
         start, end = doc.position_at(definition.name_start), doc.position_at(definition.name_end)
@@ -466,7 +502,8 @@ def create_server(settings: Settings) -> CodeT5Server:
 
     @server.command(DEBUG_STATS_COMMAND)
     def debug_stats(ls: CodeT5Server, *args: Any) -> dict[str, Any]:
-        return {**ls.pipeline.counters(), "documents": len(ls.documents)}
+        return {**ls.pipeline.counters(), "documents": len(ls.documents),
+                "pendingFutures": len(ls.protocol._request_futures)}
 
     @server.command(ACCEPT_COMMAND)
     def accepted(ls: CodeT5Server, *args: Any) -> None:
@@ -484,6 +521,23 @@ def _filter_text(ls: CodeT5Server, uri: str, pos: types.Position) -> str | None:
     except Exception:
         return None
     return line
+
+
+def neighbour_functions(doc, definition, reach: int = 60) -> list:
+    """The functions just above and below `definition` (for background summaries)."""
+    found = []
+    for lines in (range(definition.start_line - 1, max(-1, definition.start_line - 1 - reach), -1),
+                  range(definition.end_line + 1, min(doc.line_count, definition.end_line + 1 + reach))):
+        for line in lines:
+            if not doc.line_text(line).strip():
+                continue
+            other = definition_at(doc, types.Position(line=line, character=len(
+                doc.line_text(line)) - len(doc.line_text(line).lstrip())))
+            if other is not None and other.kind in ("function", "method") and \
+                    other.body_hash != definition.body_hash:
+                found.append(other)
+                break
+    return found
 
 
 def _has_loop() -> bool:

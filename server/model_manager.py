@@ -57,6 +57,7 @@ class ModelManager:
         self._on_state = on_state
         self._lock = threading.Lock()
         self._slots: dict[EngineKey, _Slot] = {}
+        self._closed = False  # after shutdown: never start loading again
 
     # -- queries -------------------------------------------------------------------------
 
@@ -83,8 +84,7 @@ class ModelManager:
 
     def wait_ready(self, timeout: float | None = None, model: str | None = None) -> bool:
         key = engine_key(self.settings, model or self.settings.model)
-        self._start(key)
-        return self._slots[key].ready.wait(timeout)
+        return self._start(key).ready.wait(timeout)
 
     # -- changes -------------------------------------------------------------------------
 
@@ -108,7 +108,10 @@ class ModelManager:
             self._start(engine_key(self.settings, self.settings.summary_model))
 
     def close(self) -> None:
+        """Close every engine; later queries answer None instead of loading a model again
+        (a request still running at shutdown must not start a load the exit then cuts)."""
         with self._lock:
+            self._closed = True
             for slot in self._slots.values():
                 if slot.engine is not None:
                     slot.engine.close()
@@ -130,8 +133,13 @@ class ModelManager:
             slot = self._slots.get(key)
             if slot is not None:
                 return slot
-            slot = self._slots[key] = _Slot()
+            slot = _Slot()
             slot.key = key
+            if self._closed:
+                slot.state, slot.error = "error", "the server is shutting down"
+                slot.ready.set()
+                return slot
+            self._slots[key] = slot
             slot.state = "loading"
         self._on_state(key.model, "loading", f"loading {key.model}")
         threading.Thread(target=self._load, args=(key, slot), daemon=True,

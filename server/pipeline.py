@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -130,9 +131,14 @@ class CompletionPipeline:
         if cached:
             self.cache_hits += 1
             return Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True)
+        edits_seen = doc.edit_count
         if debounce and not await self.debouncer.wait(doc.uri):
             return None
         if cancel.is_set():  # superseded while waiting
+            return None
+        if doc.edit_count != edits_seen:
+            # Edited while we waited: the position may not exist any more, and the client
+            # asks again for the new text.
             return None
         engine = self.models.completion_engine()
         if engine is None:
@@ -145,7 +151,8 @@ class CompletionPipeline:
         meta = engine.meta
         mode = choose_mode(settings.completion_mode, meta.family)
         request = build_completion_request(
-            mode, ctx.prefix, ctx.suffix, tokenizer,
+            mode, without_lone_surrogates(ctx.prefix), without_lone_surrogates(ctx.suffix),
+            tokenizer,
             max_prefix_tokens=settings.max_context_tokens,
             max_suffix_tokens=settings.max_suffix_tokens,
             max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
@@ -172,6 +179,15 @@ class CompletionPipeline:
             return None
         self.cache.store(doc.uri, prefix_window, suffix_window, final)
         return Suggestion(f"s{next(_ids)}", final, _ms(started), result.model_ms, mode=mode)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(text: str) -> str:
+    """The prompt's copy of `text` with lone surrogates (legal in JSON, kept in the document)
+    as U+FFFD: the tokenizer only takes valid Unicode."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def _debouncer(settings: Settings) -> AdaptiveDebouncer:

@@ -168,3 +168,23 @@ async def test_hover_over_lsp(labmodel_float32, tmp_path):
         assert summary[1:] in edit.new_text
     finally:
         await client.shutdown_session()
+
+
+def test_neighbours_of_a_function_are_prefetched_in_the_background(service):
+    from codet5_lsp.server.lsp import neighbour_functions
+
+    doc = _doc()
+    middle = definition_at(doc, _pos("def documented(x):", 5))
+    neighbours = neighbour_functions(doc, middle)
+    assert [d.name for d in neighbours] == ["join_all", "area"]
+    model = service.models.summary_engine().meta.source
+
+    async def run():
+        service.prefetch(neighbours)
+        for _ in range(600):
+            if all(service.cache.get(model, d.body_hash) for d in neighbours):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    assert asyncio.run(run())
