@@ -61,6 +61,9 @@ FROZEN_SOURCES = (
 
 QUANTIZATIONS = ("float32", "int8_float32")
 TARGET_WARM_P95_MS = 5.0  # warm hover, LSP round trip
+PAUSE_S = 0.05  # before a third hover on the same function (see _lsp)
+# What a model that learned only the commonest docstring opening would score.
+BASELINE_SENTENCE = "Return the given value."
 BLEU_SMOOTHING = {"smooth_method": "add-k", "smooth_value": 1}
 # A function not in the set, summarized once before timing (first-call effects).
 # Engines closed by the in-process runs, kept referenced until exit. CompletionEngine's
@@ -303,7 +306,7 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
                     uri=uris[file], language_id="python", version=1,
                     text=(SUMMARY_DIR / file).read_text())))
         await hover(uris[cases[0].file], cases[0])  # warm-up: parse, first model call
-        texts, cold, warm = [], [], []
+        texts, cold, warm, warm_later = [], [], [], []
         for case in cases[1:]:
             uri = uris[case.file]
             start = time.perf_counter()
@@ -312,12 +315,17 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
             start = time.perf_counter()
             second = await hover(uri, case)
             warm.append((time.perf_counter() - start) * 1000)
+            await asyncio.sleep(PAUSE_S)  # as when the user comes back to it: nothing running
+            start = time.perf_counter()
+            await hover(uri, case)
+            warm_later.append((time.perf_counter() - start) * 1000)
             text = first.contents.value.split("\n", 1)[0] if first is not None else ""
             again = second.contents.value.split("\n", 1)[0] if second is not None else ""
             if text != again:
                 raise AssertionError(f"{case.id}: warm hover {again!r} != cold {text!r}")
             texts.append(text)
-        return {"texts": texts, "cold": _timing(cold), "warm": _timing(warm)}
+        return {"texts": texts, "cold": _timing(cold), "warm": _timing(warm),
+                "warm_after_pause": _timing(warm_later)}
     finally:
         try:
             await asyncio.wait_for(client.shutdown_session(), 30)
@@ -355,7 +363,10 @@ def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int |
         "cases": len(cases), "files": len(frozen_files()),
         "bleu": "sacrebleu " + __import__("sacrebleu").__version__
                 + ", 13a tokenizer, sentence BLEU with add-1 smoothing of 2-4-gram precisions",
-        "target_warm_lsp_p95_ms": TARGET_WARM_P95_MS, "runs": {}, "skipped": [],
+        "target_warm_lsp_p95_ms": TARGET_WARM_P95_MS,
+        "baseline_constant": {"text": BASELINE_SENTENCE,
+                              **quality([BASELINE_SENTENCE] * len(cases), references)},
+        "load_average_before": os.getloadavg()[0], "runs": {}, "skipped": [],
     }
     for device in devices:
         if device == "cuda" and cuda_device_count() == 0:
@@ -386,6 +397,7 @@ def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int |
                 remote = asyncio.run(_lsp(files.folder, device, quantization, chosen))
                 same = sum(a == b for a, b in zip(remote["texts"], local["texts"][1:]))
                 entry["lsp"] = {"cold": remote["cold"], "warm": remote["warm"],
+                                "warm_after_pause": remote["warm_after_pause"],
                                 "same_text_as_in_process": f"{same}/{len(remote['texts'])}",
                                 "wall_s": round(time.perf_counter() - started, 1)}
                 warm_p95 = remote["warm"]["p95_ms"]
@@ -393,6 +405,7 @@ def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int |
                     warm_p95 <= TARGET_WARM_P95_MS
             report["runs"][name] = entry
             log(f"{name}: {json.dumps({k: v for k, v in entry.items() if k != 'summaries'})}")
+    report["load_average_after"] = os.getloadavg()[0]
     report["examples"] = _examples(cases, report["runs"])
     return report
 
@@ -433,8 +446,10 @@ def markdown(r: dict) -> str:
         "| empty |",
         "|---|---|---|---|---|---|",
     ]
-    for name, run in r["runs"].items():
-        q = run["quality"]
+    rows = [(name, run["quality"]) for name, run in r["runs"].items()]
+    rows.append((f"baseline: always \"{r['baseline_constant']['text']}\"",
+                 r["baseline_constant"]))
+    for name, q in rows:
         lines.append(f"| {name} | {q['sentence_bleu4']:.2f} | {q['corpus_bleu4']:.2f} | "
                      f"{q['exact_match_pct']:.1f}% | {q['exact_match_loose_pct']:.1f}% | "
                      f"{q['empty']} |")
@@ -442,13 +457,16 @@ def markdown(r: dict) -> str:
         "",
         "## Hover latency (ms)",
         "",
-        "Cold: the model runs (definition lookup + summary). Warm: the same hover again, "
-        "answered from the summary cache. LSP: `textDocument/hover` round trip from a "
-        "pytest-lsp client to `codet5-lsp serve` over stdio.",
+        "Cold: the model runs (definition lookup + summary). Warm: the same hover again "
+        "right after the answer, from the summary cache. Warm, later: a third hover "
+        f"{PAUSE_S * 1000:.0f} ms after that. LSP: `textDocument/hover` round trip from a "
+        "pytest-lsp client to `codet5-lsp serve` over stdio (one hover in flight). "
+        f"Load average (1 min) before / after: {r['load_average_before']:.2f} / "
+        f"{r.get('load_average_after', float('nan')):.2f}.",
         "",
         "| run | in-process cold p50 / p95 | in-process warm p50 / p95 | LSP cold p50 / p95 "
-        "| LSP warm p50 / p95 | LSP = in-process text |",
-        "|---|---|---|---|---|---|",
+        "| LSP warm p50 / p95 | LSP warm, later p50 / p95 | LSP = in-process text |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, run in r["runs"].items():
         local, remote = run["in_process"], run.get("lsp", {})
@@ -457,8 +475,11 @@ def markdown(r: dict) -> str:
             f"{_ms(local['warm'], 'p50_ms')} / {_ms(local['warm'], 'p95_ms')} | "
             f"{_ms(remote.get('cold'), 'p50_ms')} / {_ms(remote.get('cold'), 'p95_ms')} | "
             f"{_ms(remote.get('warm'), 'p50_ms')} / {_ms(remote.get('warm'), 'p95_ms')} | "
+            f"{_ms(remote.get('warm_after_pause'), 'p50_ms')} / "
+            f"{_ms(remote.get('warm_after_pause'), 'p95_ms')} | "
             f"{remote.get('same_text_as_in_process', '-')} |")
-    lines += ["", f"Target: warm hover over LSP p95 <= {TARGET_WARM_P95_MS:g} ms."]
+    lines += ["", f"Target: warm hover (the second one) over LSP p95 <= "
+                  f"{TARGET_WARM_P95_MS:g} ms."]
     for name, run in r["runs"].items():
         if "target_warm_lsp_p95_met" in run:
             verdict = "met" if run["target_warm_lsp_p95_met"] else "**not met**"

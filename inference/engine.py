@@ -141,9 +141,20 @@ class CompletionEngine:
         return self.submit(request, cancel).result()
 
     def close(self) -> None:
+        """Stop the worker and free the model here, in the caller's thread.
+
+        ctranslate2 joins its own threads when a model is destroyed; destroying it from one of
+        those threads (say, through the last reference held by a token callback) aborts the
+        process ("Resource deadlock avoided"). So the models are released explicitly here, and
+        callbacks never hold a reference to the engine.
+        """
+        if self._closed:
+            return
         self._closed = True
         self._queue.put(_Job(-1, -1, None, threading.Event(), Future()))  # type: ignore[arg-type]
-        self._worker.join(timeout=5)
+        self._worker.join(timeout=30)
+        self._translator = None
+        self._generator = None
 
     @property
     def description(self) -> str:
@@ -207,6 +218,7 @@ class CompletionEngine:
         # token; with the step-by-step prefix, they include one step per prefix token.
         one_pass = self._one_pass(requests[0])
         skip = 0 if (one_pass or self._generator is not None) else prefix_len
+        decode = self.tokenizer.decode_tokens  # the callback must not reference the engine
 
         def on_token(step) -> bool:
             i = step.batch_id
@@ -220,7 +232,7 @@ class CompletionEngine:
             if len(generated[i]) >= requests[i].max_new_tokens:
                 stopped[i] = stopped[i] or "length"
                 return True
-            if rule is not None and rule(self.tokenizer.decode_tokens(generated[i])):
+            if rule is not None and rule(decode(generated[i])):
                 stopped[i] = "stop_rule"
                 return True
             return False

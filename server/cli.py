@@ -118,7 +118,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # ("Resource deadlock avoided") after an otherwise clean shutdown.
     server.models.close()
     logging.shutdown()
-    sys.stdout.flush()
     os._exit(0 if server.protocol._shutdown else 1)
 
 
