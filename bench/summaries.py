@@ -243,13 +243,15 @@ async def _in_process(model_folder: Path, device: str, compute_type: str,
             definition = definition_at(doc, (case.line, case.character))
             first = await service.summarize(definition)
             cold.append((time.perf_counter() - start) * 1000)
+            texts.append(first.text if first is not None else "")
+            if first is None:  # an empty summary is not cached: no warm hover to time
+                continue
             start = time.perf_counter()
             definition = definition_at(doc, (case.line, case.character))
             second = await service.summarize(definition)
             warm.append((time.perf_counter() - start) * 1000)
-            if first is not None and first.from_cache or second is None or not second.from_cache:
+            if first.from_cache or second is None or not second.from_cache:
                 raise AssertionError(f"{case.id}: cold hover was cached or warm hover was not")
-            texts.append(first.text if first is not None else "")
         return {"texts": texts, "cold": _timing(cold), "warm": _timing(warm),
                 "model_calls": service.model_calls - 1,
                 "engine": models.summary_engine().description}
@@ -312,6 +314,9 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
             start = time.perf_counter()
             first = await hover(uri, case)
             cold.append((time.perf_counter() - start) * 1000)
+            if first is None:  # an empty summary is not cached: no warm hover to time
+                texts.append("")
+                continue
             start = time.perf_counter()
             second = await hover(uri, case)
             warm.append((time.perf_counter() - start) * 1000)
@@ -319,13 +324,34 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
             start = time.perf_counter()
             await hover(uri, case)
             warm_later.append((time.perf_counter() - start) * 1000)
-            text = first.contents.value.split("\n", 1)[0] if first is not None else ""
+            text = first.contents.value.split("\n", 1)[0]
             again = second.contents.value.split("\n", 1)[0] if second is not None else ""
             if text != again:
                 raise AssertionError(f"{case.id}: warm hover {again!r} != cold {text!r}")
             texts.append(text)
+        # Steady: every function once more, with no generation in between (moving the mouse
+        # over functions already summarized).
+        steady = []
+        for case, text in zip(cases[1:], texts):
+            start = time.perf_counter()
+            reply = await hover(uris[case.file], case)
+            steady.append((time.perf_counter() - start) * 1000)
+            if (reply.contents.value.split("\n", 1)[0] if reply is not None else "") != text:
+                raise AssertionError(f"{case.id}: a later hover changed the summary")
+        # The floor: a hover on the file's first line, where no function is (answers None
+        # at once): message transport, JSON-RPC and scheduling, without the hover's own work.
+        floor = []
+        for case in cases[1:]:
+            start = time.perf_counter()
+            reply = await client.text_document_hover_async(types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uris[case.file]),
+                position=types.Position(line=0, character=0)))
+            floor.append((time.perf_counter() - start) * 1000)
+            if reply is not None:
+                raise AssertionError(f"{case.file}: a hover on line 1 found a function")
         return {"texts": texts, "cold": _timing(cold), "warm": _timing(warm),
-                "warm_after_pause": _timing(warm_later)}
+                "warm_after_pause": _timing(warm_later), "warm_steady": _timing(steady),
+                "no_function": _timing(floor)}
     finally:
         try:
             await asyncio.wait_for(client.shutdown_session(), 30)
@@ -354,6 +380,7 @@ def log(msg: str) -> None:
 
 def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int | None,
         lsp: bool) -> dict:
+    """Every (device, quantization): quality and in-process latency, then LSP latency."""
     from codet5_lsp.inference.engine import cuda_device_count, supported_compute_types
     from codet5_lsp.inference.models import resolve_model
 
@@ -398,6 +425,8 @@ def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int |
                 same = sum(a == b for a, b in zip(remote["texts"], local["texts"][1:]))
                 entry["lsp"] = {"cold": remote["cold"], "warm": remote["warm"],
                                 "warm_after_pause": remote["warm_after_pause"],
+                                "warm_steady": remote["warm_steady"],
+                                "no_function": remote["no_function"],
                                 "same_text_as_in_process": f"{same}/{len(remote['texts'])}",
                                 "wall_s": round(time.perf_counter() - started, 1)}
                 warm_p95 = remote["warm"]["p95_ms"]
@@ -459,14 +488,18 @@ def markdown(r: dict) -> str:
         "",
         "Cold: the model runs (definition lookup + summary). Warm: the same hover again "
         "right after the answer, from the summary cache. Warm, later: a third hover "
-        f"{PAUSE_S * 1000:.0f} ms after that. LSP: `textDocument/hover` round trip from a "
-        "pytest-lsp client to `codet5-lsp serve` over stdio (one hover in flight). "
+        f"{PAUSE_S * 1000:.0f} ms after that. Warm, steady: every function hovered once "
+        "more after all of that, no generation in between. LSP: `textDocument/hover` round trip from a "
+        "pytest-lsp client to `codet5-lsp serve` over stdio (one hover in flight). No "
+        "function: a hover on line 1 (no function there, answered None at once), the floor "
+        "set by transport and scheduling. "
         f"Load average (1 min) before / after: {r['load_average_before']:.2f} / "
         f"{r.get('load_average_after', float('nan')):.2f}.",
         "",
         "| run | in-process cold p50 / p95 | in-process warm p50 / p95 | LSP cold p50 / p95 "
-        "| LSP warm p50 / p95 | LSP warm, later p50 / p95 | LSP = in-process text |",
-        "|---|---|---|---|---|---|---|",
+        "| LSP warm p50 / p95 | LSP warm, later p50 / p95 | LSP warm, steady p50 / p95 "
+        "| LSP no function p50 / p95 | LSP = in-process text |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, run in r["runs"].items():
         local, remote = run["in_process"], run.get("lsp", {})
@@ -477,6 +510,10 @@ def markdown(r: dict) -> str:
             f"{_ms(remote.get('warm'), 'p50_ms')} / {_ms(remote.get('warm'), 'p95_ms')} | "
             f"{_ms(remote.get('warm_after_pause'), 'p50_ms')} / "
             f"{_ms(remote.get('warm_after_pause'), 'p95_ms')} | "
+            f"{_ms(remote.get('warm_steady'), 'p50_ms')} / "
+            f"{_ms(remote.get('warm_steady'), 'p95_ms')} | "
+            f"{_ms(remote.get('no_function'), 'p50_ms')} / "
+            f"{_ms(remote.get('no_function'), 'p95_ms')} | "
             f"{remote.get('same_text_as_in_process', '-')} |")
     lines += ["", f"Target: warm hover (the second one) over LSP p95 <= "
                   f"{TARGET_WARM_P95_MS:g} ms."]

@@ -442,9 +442,13 @@ def create_server(settings: Settings) -> CodeT5Server:
         if definition is None:
             return None  # leave the hover to other language servers
         summary = await summarize(ls, definition)
-        ls.summaries.prefetch(neighbour_functions(doc, definition))
         if summary is None:
             return None
+        if not summary.from_cache:
+            # After a model call, queue the neighbours at the lowest priority; done after this
+            # reply so that hovers served from the cache stay a dictionary lookup.
+            asyncio.get_running_loop().call_soon(
+                lambda: ls.summaries.prefetch(neighbour_functions(doc, definition)))
         start, end = doc.position_at(definition.name_start), doc.position_at(definition.name_end)
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown,
