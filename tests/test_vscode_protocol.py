@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from .conftest import executable as _bin
 
 REPO = Path(__file__).resolve().parents[1]
 VSCODE = REPO / "editors" / "vscode"
@@ -37,21 +37,8 @@ CURSOR = (10, 11)  # end of "    return "
 HOVER = (3, 6)  # on "read_lines"
 
 
-def _bin(name: str) -> str:
-    local = Path(sys.executable).parent / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    assert found, f"{name} not found"
-    return found
 
 
-@pytest.fixture(scope="session")
-def shared_xdg_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Same folder as tests/test_neovim.py uses: the labmodel is converted once per run."""
-    path = tmp_path_factory.getbasetemp() / "codet5-xdg-cache"
-    path.mkdir(exist_ok=True)
-    return path
 
 
 @pytest.fixture(scope="module")
