@@ -8,6 +8,7 @@ second copy of every document on each edit.
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import logging
 import sys
@@ -393,19 +394,9 @@ def create_server(settings: Settings) -> CodeT5Server:
         suggestion = await suggest(ls, params.text_document.uri, params.position)
         if suggestion is None:
             return types.CompletionList(is_incomplete=True, items=[])
-        pos = params.position
-        first_line = suggestion.text.split("\n", 1)[0]
-        return types.CompletionList(is_incomplete=True, items=[types.CompletionItem(
-            label=first_line.strip() or suggestion.text.strip(),
-            kind=types.CompletionItemKind.Text,
-            detail="codet5-lsp",
-            text_edit=types.TextEdit(range=types.Range(start=pos, end=pos),
-                                     new_text=suggestion.text),
-            filter_text=_filter_text(ls, params.text_document.uri, pos),
-            command=types.Command(title="codet5: accepted", command=ACCEPT_COMMAND,
-                                  arguments=[suggestion.id]),
-            sort_text="0",
-        )])
+        item = completion_item(ls.documents.get(params.text_document.uri), params.position,
+                               suggestion)
+        return types.CompletionList(is_incomplete=True, items=[item])
 
     def document_or_error(ls: CodeT5Server, uri: str):
         try:
@@ -518,13 +509,27 @@ def create_server(settings: Settings) -> CodeT5Server:
     return server
 
 
-def _filter_text(ls: CodeT5Server, uri: str, pos: types.Position) -> str | None:
-    try:
-        doc = ls.documents.get(uri)
-        line = doc.line_text(pos.line)
-    except Exception:
-        return None
-    return line
+def completion_item(doc, position: types.Position, suggestion: Suggestion) -> types.CompletionItem:
+    """One `textDocument/completion` item carrying the suggestion.
+
+    Clients filter items by the word before the cursor, so the edit starts at that word and
+    repeats it: label, filterText and newText all begin with what the user already typed.
+    """
+    offset = doc.offset_at(position)
+    line_prefix = doc.text[doc.line_start(position.line):offset]
+    word = re.search(r"\w*$", line_prefix).group(0)
+    start = doc.position_at(offset - len(word))
+    text = word + suggestion.text
+    return types.CompletionItem(
+        label=text.split("\n", 1)[0].strip() or text.strip(),
+        kind=types.CompletionItemKind.Text,
+        detail="codet5-lsp",
+        text_edit=types.TextEdit(range=types.Range(start=start, end=position), new_text=text),
+        filter_text=text,
+        command=types.Command(title="codet5: accepted", command=ACCEPT_COMMAND,
+                              arguments=[suggestion.id]),
+        sort_text="0",
+    )
 
 
 def neighbour_functions(doc, definition, reach: int = 60) -> list:

@@ -101,6 +101,11 @@ async def test_inline_completion_over_stdio(labmodel_float32, tmp_path):
         expected = await asyncio.to_thread(_in_process_completion, labmodel_float32, SOURCE,
                                            position)
         assert text == expected
+        # the same suggestion as a textDocument/completion item
+        listing = await client.text_document_completion_async(types.CompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=position))
+        (item,) = listing.items
+        assert item.text_edit.new_text.endswith(text)
     finally:
         await client.shutdown_session()
 
@@ -158,3 +163,20 @@ async def test_bad_model_is_reported_and_server_keeps_serving(kind, tmp_path, la
         assert list(items) == []
     finally:
         await client.shutdown_session()
+
+
+def test_completion_item_repeats_the_word_being_typed():
+    """For clients without inline completion: the item's edit starts at the word under the
+    cursor, so the client's filtering keeps it."""
+    from codet5_lsp.server.documents import DocumentStore
+    from codet5_lsp.server.lsp import completion_item
+    from codet5_lsp.server.pipeline import Suggestion
+
+    doc = DocumentStore(encoding="utf-16").open("file:///t.py", "x = '😀'; ret", "python", 1)
+    cursor = types.Position(line=0, character=len("x = '😀'; ret") + 1)  # emoji: 2 units
+    item = completion_item(doc, cursor, Suggestion("s1", "urn value", 1.0, 1.0))
+    assert item.text_edit.new_text == "return value"
+    assert item.filter_text == "return value" and item.label == "return value"
+    assert item.text_edit.range.start == types.Position(line=0, character=cursor.character - 3)
+    assert item.text_edit.range.end == cursor
+    assert item.command.arguments == ["s1"]
