@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -36,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.quality import LABMODEL, percentile, write_results
+from bench.quality import LABMODEL, cpu_description, percentile, write_results
 
 HELDOUT = Path(__file__).resolve().parent / "data" / "heldout"
 DEFAULT_FILE = "server__pipeline.py.txt"
@@ -274,15 +273,7 @@ def device_description(device: str) -> str:
         except Exception:
             name = "unknown GPU"
         return f"cuda ({name})"
-    model = platform.processor() or "cpu"
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                model = row.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu ({os.cpu_count()} cores, {model})"
+    return cpu_description()
 
 
 def markdown(report: dict) -> str:
