@@ -3,7 +3,9 @@
 Requests are queued by priority (completions before background summaries) and run on the
 engine's worker thread, never on the LSP message loop. A request carries a cancel event; the
 per-token callback checks it, so a cancelled or superseded request stops within one decoding
-step. Compatible queued requests (same mode, same forced-prefix length) are run as one batch.
+step. Background requests (priority >= BACKGROUND_PRIORITY) are preempted the same way when a
+more urgent request arrives, and queued again. Compatible queued requests (same mode, same
+forced-prefix length) are run as one batch.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from dataclasses import dataclass, field
 
 import ctranslate2
 
-from codet5_lsp.inference.generation import GenerationRequest, GenerationResult
+from codet5_lsp.inference.generation import (BACKGROUND_PRIORITY, GenerationRequest,
+                                              GenerationResult)
 from codet5_lsp.inference.models import ModelError, ModelFiles
 from codet5_lsp.inference.tokenizer import CodeTokenizer
 
@@ -118,6 +121,11 @@ class CompletionEngine:
         self._queue: queue.PriorityQueue[_Job] = queue.PriorityQueue()
         self._seq = itertools.count()
         self._closed = False
+        # The running batch's priority (None when idle) and the event that preempts it.
+        self._state_lock = threading.Lock()
+        self._running_priority: int | None = None
+        self._preempt = threading.Event()
+        self.preemptions = 0
         self._worker = threading.Thread(target=self._run, name="codet5-engine", daemon=True)
         self._worker.start()
 
@@ -131,6 +139,11 @@ class CompletionEngine:
         job = _Job(request.priority, next(self._seq), request, cancel or threading.Event(),
                    Future())
         self._queue.put(job)
+        with self._state_lock:
+            running = self._running_priority
+            if (running is not None and running >= BACKGROUND_PRIORITY
+                    and request.priority < running):
+                self._preempt.set()
         return job.future
 
     def generate(self, request: GenerationRequest,
@@ -166,22 +179,41 @@ class CompletionEngine:
             if job.request is None:
                 return
             batch = [job] + self._compatible_waiting(job)
-            live = [j for j in batch if not j.cancel.is_set() and j.future.set_running_or_notify_cancel()]
+            # A preempted job comes back with its future already running.
+            live = [j for j in batch if not j.cancel.is_set()
+                    and (j.future.running() or j.future.set_running_or_notify_cancel())]
             for j in batch:
                 if j not in live and not j.future.done():
                     j.future.set_result(GenerationResult([], "", "cancelled", 0.0))
             if not live:
                 continue
+            with self._state_lock:
+                self._running_priority = job.priority
+                self._preempt.clear()
+                if job.priority >= BACKGROUND_PRIORITY and self._more_urgent_waiting(job.priority):
+                    self._preempt.set()
             try:
-                results = self._generate_batch([j.request for j in live], [j.cancel for j in live])
+                results = self._generate_batch([j.request for j in live], [j.cancel for j in live],
+                                               self._preempt)
             except Exception as exc:  # engine errors must never kill the worker
                 log.exception("generation failed")
                 err = EngineError(f"generation failed: {type(exc).__name__}: {exc}")
                 for j in live:
                     j.future.set_exception(err)
                 continue
+            finally:
+                with self._state_lock:
+                    self._running_priority = None
             for j, r in zip(live, results):
-                j.future.set_result(r)
+                if r is None:  # preempted: run it again after the more urgent work
+                    self.preemptions += 1
+                    self._queue.put(j)
+                else:
+                    j.future.set_result(r)
+
+    def _more_urgent_waiting(self, priority: int) -> bool:
+        with self._queue.mutex:
+            return any(j.priority < priority for j in self._queue.queue)
 
     def _compatible_waiting(self, first: _Job) -> list[_Job]:
         """Drain queued jobs that can share a batch with `first`; put the others back."""
@@ -206,7 +238,9 @@ class CompletionEngine:
         return taken
 
     def _generate_batch(self, requests: list[GenerationRequest],
-                        cancels: list[threading.Event]) -> list[GenerationResult]:
+                        cancels: list[threading.Event],
+                        preempt: threading.Event | None = None) -> list[GenerationResult | None]:
+        """Run one batch; a None result means the request was preempted (run it again)."""
         start = time.perf_counter()
         prefix_len = len(requests[0].decoder_prefix)
         max_new = max(r.max_new_tokens for r in requests)
@@ -222,6 +256,9 @@ class CompletionEngine:
             i = step.batch_id
             if cancels[i].is_set():
                 stopped[i] = "cancelled"
+                return True
+            if preempt is not None and preempt.is_set():
+                stopped[i] = "preempted"
                 return True
             if step.step < skip:
                 return False
@@ -257,6 +294,9 @@ class CompletionEngine:
         for i, (req, seq) in enumerate(zip(requests, sequences)):
             seq = seq[: req.max_new_tokens]
             reason = stopped[i] or ("length" if len(seq) >= req.max_new_tokens else "eos")
+            if reason == "preempted":
+                results.append(None)
+                continue
             if reason == "cancelled":
                 results.append(GenerationResult([], "", "cancelled", elapsed, prefix_len))
                 continue

@@ -28,7 +28,13 @@ class GenerationRequest:
     max_new_tokens: int
     stop_rule: Callable[[str], bool] | None = None
     end_tokens: tuple[str, ...] = ()
-    priority: int = 0  # lower runs first: completions 0, background summaries 10
+    priority: int = 0  # lower runs first: completions 0, hovers 5, background summaries 10
+
+
+# Requests at this priority or above are background work: a more urgent request arriving while
+# one runs stops it (within one decoding step) and it is queued again, so completions and
+# hovers never wait for a background summary to finish.
+BACKGROUND_PRIORITY = 10
 
 
 @dataclass

@@ -330,6 +330,7 @@ def create_server(settings: Settings) -> CodeT5Server:
                            "ignored (open the file to get completions)")
             return
         ls.pipeline.debouncer.note_keystroke(uri)
+        ls.summaries.note_activity()
         try:
             ls.documents.change(uri, params.text_document.version, params.content_changes)
         except (UnknownDocumentError, InvalidPositionError) as exc:
@@ -346,6 +347,7 @@ def create_server(settings: Settings) -> CodeT5Server:
         ls._reported_skipped.discard(uri)
 
     async def suggest(ls: CodeT5Server, uri: str, position: types.Position) -> Suggestion | None:
+        ls.summaries.note_activity()
         try:
             doc = ls.documents.get(uri)
         except UnknownDocumentError as exc:
@@ -428,6 +430,7 @@ def create_server(settings: Settings) -> CodeT5Server:
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: CodeT5Server, params: types.HoverParams):
+        ls.summaries.note_activity()
         doc = document_or_error(ls, params.text_document.uri)
         definition = function_at(doc, params.position)
         if definition is None:
@@ -436,10 +439,9 @@ def create_server(settings: Settings) -> CodeT5Server:
         if summary is None:
             return None
         if not summary.from_cache:
-            # After a model call, queue the neighbours at the lowest priority; done after this
-            # reply so that hovers served from the cache stay a dictionary lookup.
-            asyncio.get_running_loop().call_soon(
-                lambda: ls.summaries.prefetch(neighbour_functions(doc, definition)))
+            # After a model call, summarize the neighbours in the background once the editor
+            # has been quiet for a moment, so hovers and keystrokes right after stay fast.
+            ls.summaries.schedule_prefetch(lambda: neighbour_functions(doc, definition))
         start, end = doc.position_at(definition.name_start), doc.position_at(definition.name_end)
         return types.Hover(
             contents=types.MarkupContent(kind=types.MarkupKind.Markdown,

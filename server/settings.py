@@ -42,6 +42,9 @@ class Settings:
     summary_model: str = DEFAULT_SUMMARY_MODEL
     summary_max_tokens: int = 48
     summaries_enabled: bool = True
+    # Background summaries of neighbouring functions start once the editor has been quiet
+    # this long, so they do not compete with the hovers and keystrokes that follow.
+    summary_prefetch_delay_ms: int = 400
     debounce_ms: int = 75
     debounce_max_ms: int = 250
     request_timeout_ms: int = 3000

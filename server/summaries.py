@@ -3,8 +3,10 @@
 Summaries are cached by (summary model, hash of the function's body without its docstring), so
 an unchanged function is never summarized twice, in a bounded LRU. Interactive hovers run
 before background work but after completions (engine priorities); summaries of the functions
-around the cursor are prefetched at the lowest priority. A cancelled hover stops its
-generation within one decoding step.
+around the cursor are prefetched at the lowest priority, once the editor has been quiet for
+`summary_prefetch_delay_ms` (any request or edit pushes that back), and the engine preempts a
+running prefetch when a completion or hover arrives. A cancelled hover stops its generation
+within one decoding step.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from codet5_lsp.inference.prompts import build_summary_request
 from codet5_lsp.server.settings import Settings
@@ -75,6 +77,8 @@ class SummaryService:
         self.cache = SummaryCache(capacity)
         self.model_calls = 0
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
+        self._pending_prefetch: Callable[[], Sequence] | None = None
+        self._prefetch_timer: asyncio.TimerHandle | None = None
 
     def update_settings(self, settings: Settings) -> None:
         self.settings = settings
@@ -121,6 +125,39 @@ class SummaryService:
             return None
         self.cache.put(model, definition.body_hash, text)
         return Summary(text, model, False)
+
+    def schedule_prefetch(self, definitions: Callable[[], Sequence]) -> None:
+        """Prefetch `definitions()` once the editor has been quiet for the configured delay.
+
+        A newer schedule replaces an older one (the cursor moved on). `definitions` is called
+        when the timer fires, on the loop, so it sees the document as it is then.
+        """
+        self._pending_prefetch = definitions
+        self._restart_prefetch_timer()
+
+    def note_activity(self) -> None:
+        """The user did something (typed, hovered, asked for a completion): wait longer."""
+        if self._pending_prefetch is not None:
+            self._restart_prefetch_timer()
+
+    def _restart_prefetch_timer(self) -> None:
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._prefetch_timer = loop.call_later(self.settings.summary_prefetch_delay_ms / 1000,
+                                               self._run_pending_prefetch)
+
+    def _run_pending_prefetch(self) -> None:
+        provider, self._pending_prefetch, self._prefetch_timer = \
+            self._pending_prefetch, None, None
+        if provider is None:
+            return
+        try:
+            definitions = provider()
+        except Exception as exc:  # e.g. the document was closed meanwhile
+            log.debug("prefetch skipped: %s", exc)
+            return
+        self.prefetch(definitions)
 
     def prefetch(self, definitions) -> None:
         """Summarize these definitions in the background (lowest priority), skipping cached."""

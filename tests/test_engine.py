@@ -96,3 +96,41 @@ def test_a_failing_request_does_not_kill_the_worker(engine):
     with pytest.raises(EngineError):
         engine.generate(bad)
     assert engine.generate(_request(engine)).stop_reason in ("eos", "length", "stop_rule")
+
+
+def test_a_running_background_summary_yields_to_a_completion_and_is_rerun(engine):
+    summary_request = build_summary_request(
+        "def join_all(folder, names):\n    return [folder + n for n in names]\n",
+        engine.tokenizer, max_source_tokens=64, max_new_tokens=24)
+    alone = engine.generate(summary_request)
+    release, started = threading.Event(), threading.Event()
+
+    def hold_first_token(_text):
+        started.set()
+        release.wait(10)
+        return False
+
+    order = []
+    before = engine.preemptions
+    summary = engine.submit(dataclasses.replace(summary_request, stop_rule=hold_first_token,
+                                                end_tokens=()))
+    assert started.wait(30)
+    completion = engine.submit(_request(engine, 2, mode="seq2seq", max_new_tokens=4))
+    summary.add_done_callback(lambda _f: order.append("summary"))
+    completion.add_done_callback(lambda _f: order.append("completion"))
+    release.set()
+    rerun = summary.result(60)
+    completion.result(60)
+    assert order == ["completion", "summary"]  # the completion did not wait for the summary
+    assert engine.preemptions == before + 1
+    assert rerun.tokens == alone.tokens and rerun.stop_reason == alone.stop_reason
+
+
+def test_a_completion_is_never_preempted(engine):
+    release, first = _blocker(engine)  # a completion (priority 0) holding the worker
+    before = engine.preemptions
+    other = engine.submit(_request(engine, 3, max_new_tokens=4))
+    release.set()
+    assert first.result(30).stop_reason == "stop_rule"
+    assert other.result(30).stop_reason != "cancelled"
+    assert engine.preemptions == before

@@ -188,3 +188,42 @@ def test_neighbours_of_a_function_are_prefetched_in_the_background(service):
         return False
 
     assert asyncio.run(run())
+
+
+def test_prefetch_waits_until_the_editor_is_quiet(service):
+    import dataclasses
+
+    quiet = SummaryService(service.models,
+                           dataclasses.replace(service.settings, summary_prefetch_delay_ms=1000))
+    asked = []
+
+    async def run():
+        quiet.schedule_prefetch(lambda: asked.append("neighbours") or [])
+        for _ in range(15):  # 1.5 s of activity, each well inside the 1 s quiet period
+            await asyncio.sleep(0.1)
+            quiet.note_activity()
+        busy = list(asked)
+        for _ in range(100):
+            if asked:
+                break
+            await asyncio.sleep(0.05)
+        return busy
+
+    assert asyncio.run(run()) == []  # nothing started while the user was active
+    assert asked == ["neighbours"]  # and it ran once things were quiet
+
+
+def test_a_newer_prefetch_replaces_the_older_one(service):
+    import dataclasses
+
+    quiet = SummaryService(service.models,
+                           dataclasses.replace(service.settings, summary_prefetch_delay_ms=50))
+    asked = []
+
+    async def run():
+        quiet.schedule_prefetch(lambda: asked.append("old") or [])
+        quiet.schedule_prefetch(lambda: asked.append("new") or [])
+        await asyncio.sleep(0.5)
+
+    asyncio.run(run())
+    assert asked == ["new"]
