@@ -316,7 +316,7 @@ def _signature_and_header(doc: "Document", node: "tree_sitter.Node", spec: Langu
 
     The signature runs from the definition (or its `const f =` statement) to the last
     non-comment child before the body; the header is the whole source lines from there
-    through the body's opening brace, as they appear in the file (used as scope headers).
+    through the body's opening brace, as they appear in the file (used in outlines).
     """
     outer = _outer(node, spec)
     sig_start_byte = outer.start_byte if node.type in spec.anonymous_functions \
@@ -565,10 +565,7 @@ def outline(doc: "Document", offset: int) -> list[str]:
     if nodes:
         anchor = _outer(nodes[0], spec)
     else:
-        root = tree.root_node
-        anchor = root.first_named_child_for_byte(doc.byte_offset_of(offset))
-        if anchor is None and root.named_child_count:
-            anchor = root.named_children[-1]
+        anchor = top_level_item_at(tree.root_node, doc.byte_offset_of(offset))
         if anchor is None:
             return out
     before: list[str] = []
@@ -589,6 +586,26 @@ def outline(doc: "Document", offset: int) -> list[str]:
     middle = [_header_of(doc, own, spec)] if own is not None and nodes \
         and own.type not in spec.classes else []
     return out + before[::-1] + middle + after
+
+
+def top_level_item_at(root: "tree_sitter.Node", byte: int) -> "tree_sitter.Node | None":
+    """The top-level item holding `byte`, else the first one after it, else the last one.
+
+    Not `Node.first_named_child_for_byte`: in py-tree-sitter 0.25.2 it crashes the process
+    (SIGSEGV) when no child ends after `byte`, e.g. with the cursor in a file's trailing blank
+    lines (tests/test_treesitter_crash.py). A bisection over named_child(i) is O(log n) too.
+    """
+    count = root.named_child_count
+    if count == 0:
+        return None
+    lo, hi = 0, count  # first child whose end_byte > byte
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if root.named_child(mid).end_byte > byte:
+            hi = mid
+        else:
+            lo = mid + 1
+    return root.named_child(min(lo, count - 1))
 
 
 def _definition_in(node: "tree_sitter.Node", spec: LanguageSpec) -> "tree_sitter.Node | None":
@@ -872,22 +889,10 @@ def _remember_ratio(doc: "Document", ratio: float) -> None:
         doc.hints["chars_per_token"] = ratio
 
 
-def _scope_headers(doc: "Document", offset: int) -> list[tuple[int, str]]:
-    """(start offset, header lines) of the enclosing definitions, outermost first."""
-    spec = spec_for(doc.language_id)
-    if spec is None:
-        return []
-    out = []
-    for node in reversed(_enclosing_nodes(doc, offset)):
-        out.append((doc.offset_of_byte(_outer(node, spec).start_byte),
-                    _header_of(doc, node, spec)))
-    return out
-
-
 def _pick_within(items: list[tuple[int, str]], budget: int, count: CountTokens,
                  ratio: float, keep_last: bool) -> tuple[list[tuple[int, str]], int]:
-    """As many `items` as fit `budget` tokens (the last ones when `keep_last`: innermost
-    scopes; else the first: imports), with their token count. Pre-cut by chars, then
+    """As many `items` as fit `budget` tokens (the last ones when `keep_last`, else the first:
+    imports), with their token count. Pre-cut by chars, then
     usually one tokenizer call."""
     if not items or budget <= 0:
         return [], 0
@@ -906,38 +911,139 @@ def _pick_within(items: list[tuple[int, str]], budget: int, count: CountTokens,
     return [], 0
 
 
-def _fit_prefix_with_headers(doc: "Document", offset: int, count: CountTokens,
-                             budget: int) -> tuple[str, bool]:
-    """The prefix within `budget`; when cut, imports and enclosing scope headers that fell
-    out of the window go first (at most a third of the budget)."""
+# ---- similar function: the tree-sitter context selection used for completions -------------
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Keywords shared by many of our languages: they match everywhere and would only add noise.
+_COMMON_KEYWORDS = frozenset(
+    "and as async await break case catch class const continue def default del do elif else "
+    "enum except export extends false final finally fn for from func function go if impl "
+    "import in interface is let match mut new nil none not null or package pass private "
+    "protected pub public raise return self static struct super switch this throw true try "
+    "type use var void while with yield".split())
+SIMILAR_QUERY_LINES = 10  # the lines before the cursor that describe what is being written
+SIMILAR_SCAN_CHARS = 24_000  # look at the definitions this close to the cursor, no further
+SIMILAR_SHARE = 3  # the similar function gets at most 1/3 of the budget
+IMPORT_SHARE = 8  # the imports at most 1/8
+
+
+def identifiers(text: str) -> frozenset[str]:
+    """Identifier-like words of `text`, without one-letter names and common keywords."""
+    return frozenset(w for w in _IDENTIFIER.findall(text)
+                     if len(w) > 1 and w.lower() not in _COMMON_KEYWORDS)
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def _functions_in(node: "tree_sitter.Node", spec: LanguageSpec, depth: int = 2
+                  ) -> Iterable["tree_sitter.Node"]:
+    """Function definitions at `node`: itself, or the methods of a class (one level)."""
+    definition = _definition_in(node, spec)
+    if definition is None:
+        return
+    if definition.type in spec.functions:
+        yield definition
+    elif definition.type in spec.classes and depth > 0:
+        body = _body_node(definition)
+        for child in (body.named_children if body is not None else ()):
+            yield from _functions_in(child, spec, depth - 1)
+
+
+def nearby_functions(doc: "Document", offset: int, scan_chars: int = SIMILAR_SCAN_CHARS
+                     ) -> list[tuple[int, int]]:
+    """(start, end) str offsets of the functions and methods near `offset` (top-level items
+    outward from the cursor's, both directions, until `scan_chars` of text were visited)."""
+    tree, spec = _tree_and_spec(doc)
+    if tree is None or spec is None:
+        return []
+    root = tree.root_node
+    if root.named_child_count == 0:
+        return []
+    anchor = top_level_item_at(root, doc.byte_offset_of(offset))
+    assert anchor is not None
+    items, seen = [anchor], anchor.end_byte - anchor.start_byte
+    before, after = anchor.prev_named_sibling, anchor.next_named_sibling
+    while (before is not None or after is not None) and seen < scan_chars:
+        for sibling in (before, after):
+            if sibling is not None:
+                items.append(sibling)
+                seen += sibling.end_byte - sibling.start_byte
+        before = before.prev_named_sibling if before is not None else None
+        after = after.next_named_sibling if after is not None else None
+    spans = []
+    for item in items:
+        for function in _functions_in(item, spec):
+            spans.append((doc.offset_of_byte(_outer(function, spec).start_byte),
+                          doc.offset_of_byte(function.end_byte)))
+    return sorted(spans)
+
+
+def most_similar_function(doc: "Document", offset: int, window_start: int) -> str | None:
+    """Source of the function most like the code being written, among those not already in
+    the window [window_start, offset) and not enclosing the cursor; None if none shares a
+    word with it.
+
+    Why: code repeats itself within a file (the same calls, names and shapes); a small model
+    copies well from what it sees, and this is the text most likely to hold the rest of the
+    line, even when it sits far from the cursor or below it. Similarity is the Jaccard index
+    of identifier sets against the last SIMILAR_QUERY_LINES lines, as in Copilot's
+    neighbouring-snippet retrieval, but over whole definitions found with tree-sitter.
+    """
+    line = doc.line_of(offset)
+    query = identifiers(doc.text[doc.line_start(max(0, line - SIMILAR_QUERY_LINES)):offset])
+    if not query:
+        return None
+    best: tuple[float, int, str] | None = None
+    for start, end in nearby_functions(doc, offset):
+        if start <= offset <= end or window_start <= start and end <= offset:
+            continue  # encloses the cursor, or is already in the window
+        if start < window_start < end:
+            end = window_start  # only the part that fell out of the window
+        source = doc.text[start:end]
+        score = jaccard(query, identifiers(source))
+        if score > 0 and (best is None or score > best[0]):
+            best = (score, start, source)
+    return best[2] if best is not None else None
+
+
+def _head_within(source: str, budget: int, count: CountTokens) -> str:
+    """The first lines of `source` within `budget` tokens ("" if not even one line fits)."""
+    lines = source.rstrip().splitlines()
+    while lines:
+        text = "\n".join(lines) + "\n"
+        if count(text) <= budget:
+            return text
+        lines = lines[: int(len(lines) * 0.8)] if len(lines) > 1 else []
+    return ""
+
+
+def _fit_prefix_with_similar_function(doc: "Document", offset: int, count: CountTokens,
+                                      budget: int) -> tuple[str, bool]:
+    """The prefix within `budget`: the text nearest the cursor, from a line start. When the
+    file is longer than that, two things that fell out of the window go first, each followed
+    by a blank line: the file's imports (at most 1/IMPORT_SHARE of the budget), then the
+    first lines of the most similar function (at most 1/SIMILAR_SHARE)."""
     text = doc.text
     if budget <= 0:
         return "", offset > 0
     if 4 * offset <= budget:  # a token is at least one UTF-8 byte: surely fits
         return text[:offset], False
-    ratio = _ratio_hint(doc)
-    if offset <= budget * ratio * 1.25:  # may fit: find out before choosing headers
-        window_start, _ = _fit_backward(doc, offset, budget, count)
-        if window_start == 0:
-            return text[:offset], False
-    else:
-        window_start = max(0, offset - int(budget * ratio))
-    header_budget = budget // 3
-    scopes = [(s, h) for s, h in _scope_headers(doc, offset) if s < window_start]
+    window_start, _ = _fit_backward(doc, offset, budget, count)
+    if window_start == 0:
+        return text[:offset], False
     imported = [(s, t) for s, t in import_nodes(doc) if s < window_start]
-    both = imported + scopes
-    header_tokens = count("".join(t + "\n" for _, t in both)) \
-        if both and sum(len(t) + 1 for _, t in both) <= header_budget * ratio else 0
-    if both and not 0 < header_tokens <= header_budget:  # too long: scopes first, then imports
-        scopes, scope_tokens = _pick_within(scopes, header_budget, count, ratio,
-                                            keep_last=True)
-        imported, import_tokens = _pick_within(imported, header_budget - scope_tokens, count,
-                                               ratio, keep_last=False)
-        header_tokens = scope_tokens + import_tokens
-    window_start, _ = _fit_backward(doc, offset, budget - header_tokens, count)
-    # a header whose text is inside the final window is not repeated
-    headers = "".join(t + "\n" for s, t in imported + scopes if s < window_start)
-    return headers + text[window_start:offset], window_start > 0 or bool(headers)
+    imported, _ = _pick_within(imported, budget // IMPORT_SHARE - 1, count, _ratio_hint(doc),
+                               keep_last=False)
+    head = "".join(t + "\n" for _, t in imported) + "\n" if imported else ""
+    similar = most_similar_function(doc, offset, window_start)
+    snippet = _head_within(similar, budget // SIMILAR_SHARE - 1, count) if similar else ""
+    head += snippet + "\n" if snippet else ""
+    if not head:
+        return text[window_start:offset], True
+    window_start, _ = _fit_backward(doc, offset, budget - count(head), count)
+    return head + text[window_start:offset], True
 
 
 def _fit_suffix(doc: "Document", offset: int, count: CountTokens, budget: int) -> str:
@@ -963,13 +1069,15 @@ def build_completion_context(doc: "Document", position: object, count_tokens: Co
     """What the model sees for a completion at `position` (see CompletionContext).
 
     If the text before the cursor is over budget, the text nearest the cursor is kept (from
-    a line start) and the file's imports plus the headers of the enclosing scopes that fell
-    out of the window are put before it, one per line, within a third of the budget.
-    Token counts are taken per part (headers, window); joining them at a line break does
-    not add tokens with the CodeT5 byte-level BPE.
+    a line start), and the file's imports and the function most similar to the code around
+    the cursor, when they fell out of the window, are put before it
+    (_fit_prefix_with_similar_function). Enclosing scope headers are not: they lowered
+    quality on the labmodel (docs/context-selection.md). Token counts are taken per part;
+    joining them at a line break does not add tokens with the CodeT5 byte-level BPE.
     """
     offset = doc.offset_at(position)
-    prefix, truncated = _fit_prefix_with_headers(doc, offset, count_tokens, max_prefix_tokens)
+    prefix, truncated = _fit_prefix_with_similar_function(doc, offset, count_tokens,
+                                                          max_prefix_tokens)
     suffix = _fit_suffix(doc, offset, count_tokens, max_suffix_tokens)
     fields = _base_fields(doc, offset)
     return CompletionContext(prefix=prefix, suffix=suffix, prefix_truncated=truncated,

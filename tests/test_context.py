@@ -8,6 +8,8 @@ import pytest
 from lsprotocol import types
 
 from codet5_lsp.server.context import (BLOCK_START, IN_COMMENT, IN_STRING, LINE_START, MID_LINE,
+                                       identifiers, jaccard, most_similar_function,
+                                       nearby_functions,
                                        build_completion_context, cursor_kind,
                                        definition_at, detect_indent_unit, enclosing_definition,
                                        imports, last_n_tokens_context, outline)
@@ -333,28 +335,83 @@ def test_build_context_small_file_is_whole():
     assert ctx.cursor_kind == LINE_START or ctx.cursor_kind == MID_LINE
 
 
-def test_build_context_keeps_the_window_near_the_cursor_and_adds_headers():
-    body = "".join(f"        value_{i} = compute({i})\n" for i in range(200))
-    src = ("import os\nimport sys\n\n\nclass Service:\n    def run(self, job):\n" + body +
-           "        return value_0\n\n\ndef tail():\n    pass\n")
+FILLER = "".join(f"    x_{i} = {i}\n" for i in range(200))
+SIMILAR_SRC = ("import json\nimport os\n\n\n"
+               "def render(template, values):\n    return template.format(**values)\n\n\n"
+               "def load_config(path):\n    with open(path) as handle:\n"
+               "        return json.load(handle)\n\n\n"
+               "def filler():\n" + FILLER + "    return x_199\n\n\n"
+               "def load_settings(path):\n    if not os.path.exists(path):\n        return {}\n"
+               "    with open(path) as handle:\n        return json.lo")
+
+
+def test_build_context_keeps_the_window_near_the_cursor_and_adds_imports_and_a_similar_function():
+    _, doc = _open(SIMILAR_SRC + "\n", "python")
+    end = types.Position(line=SIMILAR_SRC.count("\n"), character=len("        return json.lo"))
+    ctx = build_completion_context(doc, end, _count_words, 60, 10)
+    assert ctx.prefix_truncated and _count_words(ctx.prefix) <= 60
+    head = ("import json\nimport os\n\n"
+            "def load_config(path):\n    with open(path) as handle:\n"
+            "        return json.load(handle)\n\n")
+    assert ctx.prefix.startswith(head)  # imports, then the function most like the cursor's
+    window = ctx.prefix[len(head):]
+    assert SIMILAR_SRC.endswith(window) and window.startswith("    x_")  # whole lines
+    assert "render" not in ctx.prefix
+    baseline = last_n_tokens_context(doc, end, _count_words, 60, 10)
+    assert SIMILAR_SRC.endswith(baseline.prefix) and "import" not in baseline.prefix
+    assert _count_words(baseline.prefix) <= 60 and baseline.suffix == ctx.suffix
+
+
+def test_the_similar_function_may_come_from_below_the_cursor_and_is_cut_to_its_share():
+    body = "".join(f"        total_{i} = price * count + {i}\n" for i in range(40))
+    src = ("def a():\n" + FILLER + "\n\ndef checkout(cart):\n    price = cart.price\n"
+           "    count = cart.count\n    return price * \n\n\n"
+           "def invoice(cart):\n    price = cart.price\n    count = cart.count\n" + body)
     _, doc = _open(src, "python")
-    line = src.count("\n", 0, src.index("return value_0"))
-    position = types.Position(line=line, character=20)
-    ctx = build_completion_context(doc, position, _count_words, 60, 10)
-    assert ctx.prefix_truncated
-    assert _count_words(ctx.prefix) <= 60
-    assert ctx.prefix.endswith("        return value")
-    header = "import os\nimport sys\nclass Service:\n    def run(self, job):\n"
-    assert ctx.prefix.startswith(header)
-    window = ctx.prefix[len(header):]
-    assert window.startswith("        value_") and src.index(window) > 0  # whole lines
-    assert _count_words(ctx.suffix) <= 10 and src[src.index("return value_0") + 12:].startswith(
-        ctx.suffix)
-    assert ctx.next_lines == "\n\ndef tail():"
-    baseline = last_n_tokens_context(doc, position, _count_words, 60, 10)
-    assert baseline.prefix.endswith("        return value") and baseline.prefix in src
-    assert "import os" not in baseline.prefix and _count_words(baseline.prefix) <= 60
-    assert baseline.suffix == ctx.suffix
+    line = src.splitlines().index("    return price * ")
+    ctx = build_completion_context(doc, types.Position(line=line, character=19), _count_words,
+                                   90, 0)
+    assert ctx.prefix.startswith("def invoice(cart):\n    price = cart.price\n")
+    similar = ctx.prefix[:ctx.prefix.index("\n\n") + 1]
+    assert _count_words(similar) <= 90 // 3 and src.index(similar) > 0  # its first lines
+    assert ctx.prefix.endswith("    return price * ")
+
+
+def test_no_similar_function_when_no_word_is_shared():
+    src = "def render(template):\n    return template\n\n\ndef f():\n" + FILLER + "    retu"
+    _, doc = _open(src, "python")
+    offset = len(src)
+    assert most_similar_function(doc, offset, offset - 40) is None
+    assert most_similar_function(doc, offset, 0) is None  # everything is in the window
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("self.value = compute(x)", {"value", "compute"}),  # keywords, one-letter names dropped
+    ("const total = items.map(item => item.price)", {"total", "items", "map", "item", "price"}),
+    ("fn main() { let mut v = Vec::new(); }", {"main", "Vec"}),
+    ("", set()),
+])
+def test_identifiers(text, expected):
+    assert identifiers(text) == expected
+
+
+def test_jaccard():
+    assert jaccard(frozenset({"a", "b"}), frozenset({"b", "c"})) == 1 / 3
+    assert jaccard(frozenset(), frozenset()) == 0.0
+
+
+def test_nearby_functions_include_methods_and_stop_at_the_scan_limit():
+    src = "class Box:\n    def get(self):\n        return 1\n\n    def put(self, v):\n" \
+          "        pass\n\n\ndef free():\n    return 2\n"
+    _, doc = _open(src, "python")
+    spans = nearby_functions(doc, len(src) - 1)
+    assert [src[s:e].split("(")[0] for s, e in spans] == ["def get", "def put", "def free"]
+    far = "".join(f"def f{i}():\n    return {i}\n\n\n" for i in range(400))
+    _, big = _open(far, "python")
+    near = nearby_functions(big, len(far) // 2, scan_chars=500)
+    assert 10 <= len(near) <= 40  # a window of functions around the cursor, not the file
+    names = [far[s:e].split("(")[0] for s, e in near]
+    assert "def f200" in names and "def f0" not in names
 
 
 def test_build_context_multiline_and_flags():

@@ -51,3 +51,29 @@ def test_query_create_drop_loop_does_not_crash():
                             timeout=120)
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.strip() == "ok tree_sitter"
+
+
+CURSOR_AFTER_LAST_ITEM = textwrap.dedent("""
+    from lsprotocol import types
+
+    from codet5_lsp.server.context import build_completion_context, outline
+    from codet5_lsp.server.documents import DocumentStore
+
+    text = "import os\\n\\n" + "".join(
+        f"def f{i}(a):\\n    return os.path.join(a, 'x{i}')\\n\\n" for i in range(200)) + "\\n\\n"
+    doc = DocumentStore().open("file:///end.py", text, "python", 1)
+    end = types.Position(line=doc.line_count - 1, character=0)  # in the trailing blank lines
+    ctx = build_completion_context(doc, end, lambda s: len(s) // 3, 128, 0)
+    assert ctx.prefix_truncated and ctx.prefix.endswith("\\n\\n")
+    assert outline(doc, len(text))[-1].startswith("def f198")
+    print("ok")
+""")
+
+
+def test_context_with_the_cursor_after_the_last_top_level_item_does_not_crash():
+    """py-tree-sitter 0.25.2's Node.first_named_child_for_byte segfaults past the last child;
+    the context step must not call it (a crash here would take the whole server down)."""
+    result = subprocess.run([sys.executable, "-c", CURSOR_AFTER_LAST_ITEM], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
+    assert result.stdout.strip() == "ok"
