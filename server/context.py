@@ -11,7 +11,7 @@ import hashlib
 import re
 import textwrap
 from bisect import bisect_right
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
@@ -912,29 +912,51 @@ def _pick_within(items: list[tuple[int, str]], budget: int, count: CountTokens,
 
 
 # ---- similar function: the tree-sitter context selection used for completions -------------
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENTIFIER = re.compile(rb"[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*")  # non-ASCII: letters
 # Keywords shared by many of our languages: they match everywhere and would only add noise.
 _COMMON_KEYWORDS = frozenset(
-    "and as async await break case catch class const continue def default del do elif else "
-    "enum except export extends false final finally fn for from func function go if impl "
-    "import in interface is let match mut new nil none not null or package pass private "
-    "protected pub public raise return self static struct super switch this throw true try "
-    "type use var void while with yield".split())
+    b"and as async await break case catch class const continue def default del do elif else "
+    b"enum except export extends false final finally fn for from func function go if impl "
+    b"import in interface is let match mut new nil none not null or package pass private "
+    b"protected pub public raise return self static struct super switch this throw true try "
+    b"type use var void while with yield".split())
 SIMILAR_QUERY_LINES = 10  # the lines before the cursor that describe what is being written
-SIMILAR_SCAN_CHARS = 24_000  # look at the definitions this close to the cursor, no further
+SIMILAR_SCAN_BYTES = 16_000  # look at the definitions this close to the cursor, no further
 SIMILAR_SHARE = 3  # the similar function gets at most 1/3 of the budget
 IMPORT_SHARE = 8  # the imports at most 1/8
 
 
-def identifiers(text: str) -> frozenset[str]:
-    """Identifier-like words of `text`, without one-letter names and common keywords."""
-    return frozenset(w for w in _IDENTIFIER.findall(text)
+def identifiers(source: bytes | str) -> frozenset[bytes]:
+    """Identifier-like words of `source` (UTF-8), without one-letter names and common
+    keywords. Bytes, because the scan works on the document's bytes (no offset mapping)."""
+    if isinstance(source, str):
+        source = source.encode("utf-8", "surrogatepass")
+    return frozenset(w for w in set(_IDENTIFIER.findall(source))
                      if len(w) > 1 and w.lower() not in _COMMON_KEYWORDS)
 
 
-def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+def jaccard(a: frozenset, b: frozenset) -> float:
     union = len(a | b)
     return len(a & b) / union if union else 0.0
+
+
+_IDENTIFIER_CACHE_SIZE = 1024
+
+
+def _cached_identifiers(doc: "Document", source: bytes) -> frozenset[bytes]:
+    """identifiers(source), remembered per document across edits: the functions around the
+    cursor rarely change between two keystrokes, and scanning them is the costly part."""
+    cache = doc.hints.get("identifier_sets")
+    if cache is None:
+        cache = doc.hints["identifier_sets"] = OrderedDict()
+    found = cache.get(source)
+    if found is None:
+        found = cache[source] = identifiers(source)
+        if len(cache) > _IDENTIFIER_CACHE_SIZE:
+            cache.popitem(last=False)
+    else:
+        cache.move_to_end(source)
+    return found
 
 
 def _functions_in(node: "tree_sitter.Node", spec: LanguageSpec, depth: int = 2
@@ -951,21 +973,21 @@ def _functions_in(node: "tree_sitter.Node", spec: LanguageSpec, depth: int = 2
             yield from _functions_in(child, spec, depth - 1)
 
 
-def nearby_functions(doc: "Document", offset: int, scan_chars: int = SIMILAR_SCAN_CHARS
+def nearby_functions(doc: "Document", offset: int, scan_bytes: int = SIMILAR_SCAN_BYTES
                      ) -> list[tuple[int, int]]:
-    """(start, end) str offsets of the functions and methods near `offset` (top-level items
-    outward from the cursor's, both directions, until `scan_chars` of text were visited)."""
+    """(start, end) UTF-8 byte offsets of the functions and methods near str `offset`
+    (top-level items outward from the cursor's, both directions, until `scan_bytes` of
+    source were visited)."""
     tree, spec = _tree_and_spec(doc)
     if tree is None or spec is None:
         return []
     root = tree.root_node
-    if root.named_child_count == 0:
-        return []
     anchor = top_level_item_at(root, doc.byte_offset_of(offset))
-    assert anchor is not None
+    if anchor is None:
+        return []
     items, seen = [anchor], anchor.end_byte - anchor.start_byte
     before, after = anchor.prev_named_sibling, anchor.next_named_sibling
-    while (before is not None or after is not None) and seen < scan_chars:
+    while (before is not None or after is not None) and seen < scan_bytes:
         for sibling in (before, after):
             if sibling is not None:
                 items.append(sibling)
@@ -975,15 +997,14 @@ def nearby_functions(doc: "Document", offset: int, scan_chars: int = SIMILAR_SCA
     spans = []
     for item in items:
         for function in _functions_in(item, spec):
-            spans.append((doc.offset_of_byte(_outer(function, spec).start_byte),
-                          doc.offset_of_byte(function.end_byte)))
+            spans.append((_outer(function, spec).start_byte, function.end_byte))
     return sorted(spans)
 
 
 def most_similar_function(doc: "Document", offset: int, window_start: int) -> str | None:
     """Source of the function most like the code being written, among those not already in
-    the window [window_start, offset) and not enclosing the cursor; None if none shares a
-    word with it.
+    the window [window_start, offset) (str offsets) and not enclosing the cursor; None if
+    none shares a word with it.
 
     Why: code repeats itself within a file (the same calls, names and shapes); a small model
     copies well from what it sees, and this is the text most likely to hold the rest of the
@@ -991,32 +1012,47 @@ def most_similar_function(doc: "Document", offset: int, window_start: int) -> st
     of identifier sets against the last SIMILAR_QUERY_LINES lines, as in Copilot's
     neighbouring-snippet retrieval, but over whole definitions found with tree-sitter.
     """
+    data = doc.source_bytes
+    cursor, window = doc.byte_offset_of(offset), doc.byte_offset_of(window_start)
     line = doc.line_of(offset)
-    query = identifiers(doc.text[doc.line_start(max(0, line - SIMILAR_QUERY_LINES)):offset])
+    query = identifiers(data[doc.byte_offset_of(doc.line_start(max(0, line - SIMILAR_QUERY_LINES))):
+                             cursor])
     if not query:
         return None
-    best: tuple[float, int, str] | None = None
+    best: tuple[float, int, int] | None = None
     for start, end in nearby_functions(doc, offset):
-        if start <= offset <= end or window_start <= start and end <= offset:
+        if start <= cursor <= end or window <= start and end <= cursor:
             continue  # encloses the cursor, or is already in the window
-        if start < window_start < end:
-            end = window_start  # only the part that fell out of the window
-        source = doc.text[start:end]
-        score = jaccard(query, identifiers(source))
+        if start < window < end:
+            end = window  # only the part that fell out of the window
+        score = jaccard(query, _cached_identifiers(doc, bytes(data[start:end])))
         if score > 0 and (best is None or score > best[0]):
-            best = (score, start, source)
-    return best[2] if best is not None else None
+            best = (score, start, end)
+    if best is None:
+        return None
+    return doc.text[doc.offset_of_byte(best[1]):doc.offset_of_byte(best[2])]
 
 
-def _head_within(source: str, budget: int, count: CountTokens) -> str:
-    """The first lines of `source` within `budget` tokens ("" if not even one line fits)."""
-    lines = source.rstrip().splitlines()
+def _head_within(source: str, budget: int, count: CountTokens, ratio: float
+                 ) -> tuple[str, int]:
+    """(text, tokens): the first lines of `source` within `budget` tokens (("", 0) if not
+    even one line fits).
+
+    Lines are first cut to about `budget * ratio` characters (`ratio`: chars per token seen in
+    this document), so one tokenizer call usually settles it."""
+    lines, used = [], 0
+    for line in source.rstrip().splitlines():
+        used += len(line) + 1
+        if lines and used > budget * ratio * 1.5:
+            break
+        lines.append(line)
     while lines:
         text = "\n".join(lines) + "\n"
-        if count(text) <= budget:
-            return text
+        tokens = count(text)
+        if tokens <= budget:
+            return text, tokens
         lines = lines[: int(len(lines) * 0.8)] if len(lines) > 1 else []
-    return ""
+    return "", 0
 
 
 def _fit_prefix_with_similar_function(doc: "Document", offset: int, count: CountTokens,
@@ -1030,19 +1066,28 @@ def _fit_prefix_with_similar_function(doc: "Document", offset: int, count: Count
         return "", offset > 0
     if 4 * offset <= budget:  # a token is at least one UTF-8 byte: surely fits
         return text[:offset], False
-    window_start, _ = _fit_backward(doc, offset, budget, count)
+    ratio = _ratio_hint(doc)
+    if offset <= budget * ratio * 1.25:  # may fit: find out before choosing what to add
+        window_start, _ = _fit_backward(doc, offset, budget, count)
+        if window_start == 0:
+            return text[:offset], False
+    else:  # surely cut: an estimate of the window is enough to choose what to add
+        window_start = max(0, offset - int(budget * ratio))
+    imported = [(s, t) for s, t in import_nodes(doc) if s < window_start]
+    imported, import_tokens = _pick_within(imported, budget // IMPORT_SHARE - 1, count, ratio,
+                                           keep_last=False)
+    similar = most_similar_function(doc, offset, window_start)
+    snippet, snippet_tokens = _head_within(similar, budget // SIMILAR_SHARE - 1, count, ratio) \
+        if similar else ("", 0)
+    snippet = snippet + "\n" if snippet else ""
+    # Parts joined at line breaks: their counts add up (+1 per blank line, an upper bound).
+    head_tokens = (import_tokens + 1 if imported else 0) + (snippet_tokens + 1 if snippet else 0)
+    window_start, _ = _fit_backward(doc, offset, budget - head_tokens, count)
     if window_start == 0:
         return text[:offset], False
-    imported = [(s, t) for s, t in import_nodes(doc) if s < window_start]
-    imported, _ = _pick_within(imported, budget // IMPORT_SHARE - 1, count, _ratio_hint(doc),
-                               keep_last=False)
-    head = "".join(t + "\n" for _, t in imported) + "\n" if imported else ""
-    similar = most_similar_function(doc, offset, window_start)
-    snippet = _head_within(similar, budget // SIMILAR_SHARE - 1, count) if similar else ""
-    head += snippet + "\n" if snippet else ""
-    if not head:
-        return text[window_start:offset], True
-    window_start, _ = _fit_backward(doc, offset, budget - count(head), count)
+    # an import inside the final window (longer than estimated) is not repeated
+    kept = [t for s, t in imported if s < window_start]
+    head = ("".join(t + "\n" for t in kept) + "\n" if kept else "") + snippet
     return head + text[window_start:offset], True
 
 

@@ -389,10 +389,12 @@ def test_no_similar_function_when_no_word_is_shared():
     ("self.value = compute(x)", {"value", "compute"}),  # keywords, one-letter names dropped
     ("const total = items.map(item => item.price)", {"total", "items", "map", "item", "price"}),
     ("fn main() { let mut v = Vec::new(); }", {"main", "Vec"}),
+    ("名前 = données_ü + count", {"名前", "données_ü", "count"}),  # non-ASCII letters too
     ("", set()),
 ])
 def test_identifiers(text, expected):
-    assert identifiers(text) == expected
+    assert identifiers(text) == {w.encode() for w in expected}
+    assert identifiers(text.encode()) == identifiers(text)
 
 
 def test_jaccard():
@@ -408,7 +410,7 @@ def test_nearby_functions_include_methods_and_stop_at_the_scan_limit():
     assert [src[s:e].split("(")[0] for s, e in spans] == ["def get", "def put", "def free"]
     far = "".join(f"def f{i}():\n    return {i}\n\n\n" for i in range(400))
     _, big = _open(far, "python")
-    near = nearby_functions(big, len(far) // 2, scan_chars=500)
+    near = nearby_functions(big, len(far) // 2, scan_bytes=500)
     assert 10 <= len(near) <= 40  # a window of functions around the cursor, not the file
     names = [far[s:e].split("(")[0] for s, e in near]
     assert "def f200" in names and "def f0" not in names
