@@ -16,6 +16,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
@@ -79,6 +80,37 @@ def ctranslate2_info() -> dict[str, object]:
     }
 
 
+class _UrgentWork:
+    """Process-wide count of urgent (non-background) requests queued or running, in every
+    engine. The completion and summary models are often two engines (two worker threads);
+    background work in one must yield to a completion in the other too, so a background job
+    starts only when this count is zero, and a new urgent request preempts background jobs
+    running anywhere."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._changed = threading.Condition()
+        self.engines: weakref.WeakSet["CompletionEngine"] = weakref.WeakSet()
+
+    def begin(self, priority: int) -> None:
+        with self._changed:
+            self._count += 1
+        for engine in list(self.engines):
+            engine._preempt_background_for(priority)
+
+    def end(self) -> None:
+        with self._changed:
+            self._count -= 1
+            self._changed.notify_all()
+
+    def wait_until_idle(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._count == 0, timeout)
+
+
+URGENT_WORK = _UrgentWork()
+
+
 @dataclass(order=True)
 class _Job:
     priority: int
@@ -100,9 +132,11 @@ class CompletionEngine:
         self.max_batch = max_batch
         self.tokenizer = CodeTokenizer(model.tokenizer_file)
         if intra_threads <= 0:
-            # ctranslate2's default is 4. Leave half the cores to the LSP loop and the editor:
-            # on a busy 2-core machine two threads stalled single generations for seconds.
-            intra_threads = max(1, min(4, (os.cpu_count() or 2) // 2))
+            # All cores up to ctranslate2's default of 4: on 2 cores a second thread makes the
+            # exact one-pass prefix 1.4x faster when idle and is no slower with another process
+            # spinning on one core (bench/results/prefix-cost-cpu.md). Background work never
+            # runs beside urgent work (URGENT_WORK), so two engines do not oversubscribe.
+            intra_threads = max(1, min(4, os.cpu_count() or 1))
         path = str(model.folder)
         try:
             if self.meta.family == "codegen":
@@ -126,6 +160,8 @@ class CompletionEngine:
         self._running_priority: int | None = None
         self._preempt = threading.Event()
         self.preemptions = 0
+        self.intra_threads = intra_threads
+        URGENT_WORK.engines.add(self)
         self._worker = threading.Thread(target=self._run, name="codet5-engine", daemon=True)
         self._worker.start()
 
@@ -138,13 +174,20 @@ class CompletionEngine:
             raise EngineError("engine is closed")
         job = _Job(request.priority, next(self._seq), request, cancel or threading.Event(),
                    Future())
+        if request.priority < BACKGROUND_PRIORITY:
+            URGENT_WORK.begin(request.priority)
+            job.future.add_done_callback(lambda _f: URGENT_WORK.end())
         self._queue.put(job)
+        return job.future
+
+    def _preempt_background_for(self, priority: int) -> None:
+        """Stop the running batch at its next token if it is background work less urgent
+        than `priority` (it is queued again)."""
         with self._state_lock:
             running = self._running_priority
             if (running is not None and running >= BACKGROUND_PRIORITY
-                    and request.priority < running):
+                    and priority < running):
                 self._preempt.set()
-        return job.future
 
     def generate(self, request: GenerationRequest,
                  cancel: threading.Event | None = None) -> GenerationResult:
@@ -164,6 +207,14 @@ class CompletionEngine:
         self._closed = True
         self._queue.put(_Job(-1, -1, None, threading.Event(), Future()))  # type: ignore[arg-type]
         self._worker.join(timeout=30)
+        while True:  # whatever is still queued will never run: say so to its waiters
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job.request is not None and not job.future.done():
+                if not job.future.cancel():  # already running (a preempted job)
+                    job.future.set_exception(EngineError("engine closed"))
         self._translator = None
         self._generator = None
 
@@ -186,6 +237,10 @@ class CompletionEngine:
                 if j not in live and not j.future.done():
                     j.future.set_result(GenerationResult([], "", "cancelled", 0.0))
             if not live:
+                continue
+            if job.priority >= BACKGROUND_PRIORITY and not self._wait_for_no_urgent_work():
+                for j in live:  # urgent work elsewhere: look again after it
+                    self._queue.put(j)
                 continue
             with self._state_lock:
                 self._running_priority = job.priority
@@ -210,6 +265,14 @@ class CompletionEngine:
                     self._queue.put(j)
                 else:
                     j.future.set_result(r)
+
+    def _wait_for_no_urgent_work(self) -> bool:
+        """Background jobs wait while any engine has urgent work; False: look at the queue
+        again (something arrived here, or the engine is closing)."""
+        while not URGENT_WORK.wait_until_idle(0.05):
+            if self._closed or self._more_urgent_waiting(BACKGROUND_PRIORITY):
+                return False
+        return True
 
     def _more_urgent_waiting(self, priority: int) -> bool:
         with self._queue.mutex:

@@ -134,3 +134,47 @@ def test_a_completion_is_never_preempted(engine):
     assert first.result(30).stop_reason == "stop_rule"
     assert other.result(30).stop_reason != "cancelled"
     assert engine.preemptions == before
+
+
+def test_background_work_in_one_engine_yields_to_a_completion_in_another(engine, labmodel_int8):
+    """The summary model is often a second engine: its background work must not run beside
+    (or before) a completion in the first one."""
+    other = CompletionEngine(labmodel_int8, device="cpu", compute_type="int8")
+    try:
+        summary_request = build_summary_request(
+            "def join_all(folder, names):\n    return [folder + n for n in names]\n",
+            other.tokenizer, max_source_tokens=64, max_new_tokens=24)
+        alone = other.generate(summary_request)
+        release, started = threading.Event(), threading.Event()
+
+        def hold_first_token(_text):
+            started.set()
+            release.wait(10)
+            return False
+
+        order = []
+        before = other.preemptions
+        summary = other.submit(dataclasses.replace(summary_request, stop_rule=hold_first_token,
+                                                   end_tokens=()))
+        assert started.wait(30)
+        completion = engine.submit(_request(engine, 2, mode="seq2seq", max_new_tokens=4))
+        summary.add_done_callback(lambda _f: order.append("summary"))
+        completion.add_done_callback(lambda _f: order.append("completion"))
+        release.set()
+        rerun = summary.result(60)
+        completion.result(60)
+        assert order == ["completion", "summary"]
+        assert other.preemptions == before + 1
+        assert rerun.tokens == alone.tokens
+    finally:
+        other.close()
+
+
+def test_closing_an_engine_fails_what_is_still_queued(labmodel_int8):
+    eng = CompletionEngine(labmodel_int8, device="cpu", compute_type="int8")
+    release, first = _blocker(eng)
+    queued = eng.submit(_request(eng, 1))
+    release.set()
+    eng.close()
+    first.result(30)
+    assert queued.done()  # ran before the close, or was cancelled: nobody waits forever
