@@ -99,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", default="codet5p-220m-shaped", choices=sorted(SHAPES))
     parser.add_argument("--cases", type=int, default=5)
     parser.add_argument("--no-busy", action="store_true", help="skip the busy-core runs")
+    parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
     loads = ("idle",) if args.no_busy else ("idle", "busy")
     results = run(args.device, args.shape, args.cases, loads)
     text = markdown(results)
-    write_results(f"prefix-cost-{args.device}", results, text)
+    if not args.no_write:
+        write_results(f"prefix-cost-{args.device}", results, text)
     print(text)
     return 0
 

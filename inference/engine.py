@@ -103,6 +103,10 @@ class _UrgentWork:
             self._count -= 1
             self._changed.notify_all()
 
+    @property
+    def busy(self) -> bool:
+        return self._count > 0
+
     def wait_until_idle(self, timeout: float) -> bool:
         with self._changed:
             return self._changed.wait_for(lambda: self._count == 0, timeout)
@@ -132,8 +136,8 @@ class CompletionEngine:
         self.max_batch = max_batch
         self.tokenizer = CodeTokenizer(model.tokenizer_file)
         if intra_threads <= 0:
-            # All cores up to ctranslate2's default of 4: on 2 cores a second thread makes the
-            # exact one-pass prefix 1.4x faster when idle and is no slower with another process
+            # All cores up to ctranslate2's default of 4: on 2 cores a second thread makes a
+            # 220m-shaped completion 1.2x faster when idle and costs ~3% with another process
             # spinning on one core (bench/results/prefix-cost-cpu.md). Background work never
             # runs beside urgent work (URGENT_WORK), so two engines do not oversubscribe.
             intra_threads = max(1, min(4, os.cpu_count() or 1))
@@ -217,6 +221,11 @@ class CompletionEngine:
                     job.future.set_exception(EngineError("engine closed"))
         self._translator = None
         self._generator = None
+
+    @property
+    def urgent_work_in_flight(self) -> bool:
+        """Whether a completion or hover is queued or running in any engine of the process."""
+        return URGENT_WORK.busy
 
     @property
     def description(self) -> str:

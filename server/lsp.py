@@ -371,6 +371,7 @@ def create_server(settings: Settings) -> CodeT5Server:
             ls.window_log_message(types.LogMessageParams(
                 type=types.MessageType.Error, message=f"codet5-lsp: completion failed: {exc}"))
             return None
+        ls.summaries.note_activity()  # the quiet period counts from the answer, not the ask
         if suggestion is not None:
             ls._last_latency_ms = suggestion.latency_ms
             if ls.stats is not None:
@@ -436,6 +437,7 @@ def create_server(settings: Settings) -> CodeT5Server:
         if definition is None:
             return None  # leave the hover to other language servers
         summary = await summarize(ls, definition)
+        ls.summaries.note_activity()  # the quiet period counts from the answer, not the ask
         if summary is None:
             return None
         if not summary.from_cache:

@@ -148,6 +148,10 @@ class SummaryService:
                                                self._run_pending_prefetch)
 
     def _run_pending_prefetch(self) -> None:
+        engine = self.models.summary_engine()
+        if engine is not None and getattr(engine, "urgent_work_in_flight", False):
+            self._restart_prefetch_timer()  # a slow request is still running: not quiet yet
+            return
         provider, self._pending_prefetch, self._prefetch_timer = \
             self._pending_prefetch, None, None
         if provider is None:

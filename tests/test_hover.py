@@ -227,3 +227,41 @@ def test_a_newer_prefetch_replaces_the_older_one(service):
 
     asyncio.run(run())
     assert asked == ["new"]
+
+
+def test_prefetch_waits_while_a_completion_or_hover_is_running(service):
+    import dataclasses
+    import threading
+
+    from codet5_lsp.inference.prompts import build_completion_request
+
+    engine = service.models.summary_engine()
+    quiet = SummaryService(service.models,
+                           dataclasses.replace(service.settings, summary_prefetch_delay_ms=50))
+    release, started = threading.Event(), threading.Event()
+
+    def hold(_text):
+        started.set()
+        release.wait(10)
+        return True
+
+    slow = engine.submit(dataclasses.replace(build_completion_request(
+        "decoder", "def f(x):\n    return ", "", engine.tokenizer, max_prefix_tokens=64,
+        max_suffix_tokens=0, max_new_tokens=4), stop_rule=hold))
+    assert started.wait(30)
+    asked = []
+
+    async def run():
+        quiet.schedule_prefetch(lambda: asked.append("neighbours") or [])
+        await asyncio.sleep(0.5)  # ten quiet periods, but a completion is still running
+        during = list(asked)
+        release.set()
+        for _ in range(100):
+            if asked:
+                break
+            await asyncio.sleep(0.05)
+        return during
+
+    assert asyncio.run(run()) == []
+    assert asked == ["neighbours"]
+    slow.result(30)
