@@ -254,7 +254,10 @@ class CompletionEngine:
             with self._state_lock:
                 self._running_priority = job.priority
                 self._preempt.clear()
-                if job.priority >= BACKGROUND_PRIORITY and self._more_urgent_waiting(job.priority):
+                # Urgent work that arrived (here or in another engine) since the wait above:
+                # its preempt call may have found nothing running yet.
+                if job.priority >= BACKGROUND_PRIORITY and (
+                        URGENT_WORK.busy or self._more_urgent_waiting(job.priority)):
                     self._preempt.set()
             try:
                 results = self._generate_batch([j.request for j in live], [j.cancel for j in live],
