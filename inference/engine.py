@@ -164,7 +164,6 @@ class CompletionEngine:
         self._running_priority: int | None = None
         self._preempt = threading.Event()
         self.preemptions = 0
-        self.intra_threads = intra_threads
         URGENT_WORK.engines.add(self)
         self._worker = threading.Thread(target=self._run, name="codet5-engine", daemon=True)
         self._worker.start()

@@ -149,7 +149,7 @@ class SummaryService:
 
     def _run_pending_prefetch(self) -> None:
         engine = self.models.summary_engine()
-        if engine is not None and getattr(engine, "urgent_work_in_flight", False):
+        if engine is not None and engine.urgent_work_in_flight:
             self._restart_prefetch_timer()  # a slow request is still running: not quiet yet
             return
         provider, self._pending_prefetch, self._prefetch_timer = \

@@ -98,11 +98,14 @@ def test_a_failing_request_does_not_kill_the_worker(engine):
     assert engine.generate(_request(engine)).stop_reason in ("eos", "length", "stop_rule")
 
 
-def test_a_running_background_summary_yields_to_a_completion_and_is_rerun(engine):
+def _summary_preempted_by_a_completion(summary_engine, completion_engine):
+    """Run a background summary on `summary_engine`, hold it at its first token, submit a
+    completion to `completion_engine`, release: (finish order, preemptions on the summary
+    engine, the summary's result, the same summary run alone)."""
     summary_request = build_summary_request(
         "def join_all(folder, names):\n    return [folder + n for n in names]\n",
-        engine.tokenizer, max_source_tokens=64, max_new_tokens=24)
-    alone = engine.generate(summary_request)
+        summary_engine.tokenizer, max_source_tokens=64, max_new_tokens=24)
+    alone = summary_engine.generate(summary_request)
     release, started = threading.Event(), threading.Event()
 
     def hold_first_token(_text):
@@ -111,18 +114,25 @@ def test_a_running_background_summary_yields_to_a_completion_and_is_rerun(engine
         return False
 
     order = []
-    before = engine.preemptions
-    summary = engine.submit(dataclasses.replace(summary_request, stop_rule=hold_first_token,
-                                                end_tokens=()))
+    before = summary_engine.preemptions
+    summary = summary_engine.submit(dataclasses.replace(summary_request,
+                                                        stop_rule=hold_first_token,
+                                                        end_tokens=()))
     assert started.wait(30)
-    completion = engine.submit(_request(engine, 2, mode="seq2seq", max_new_tokens=4))
+    completion = completion_engine.submit(_request(completion_engine, 2, mode="seq2seq",
+                                                   max_new_tokens=4))
     summary.add_done_callback(lambda _f: order.append("summary"))
     completion.add_done_callback(lambda _f: order.append("completion"))
     release.set()
     rerun = summary.result(60)
     completion.result(60)
+    return order, summary_engine.preemptions - before, rerun, alone
+
+
+def test_a_running_background_summary_yields_to_a_completion_and_is_rerun(engine):
+    order, preemptions, rerun, alone = _summary_preempted_by_a_completion(engine, engine)
     assert order == ["completion", "summary"]  # the completion did not wait for the summary
-    assert engine.preemptions == before + 1
+    assert preemptions == 1
     assert rerun.tokens == alone.tokens and rerun.stop_reason == alone.stop_reason
 
 
@@ -141,30 +151,9 @@ def test_background_work_in_one_engine_yields_to_a_completion_in_another(engine,
     (or before) a completion in the first one."""
     other = CompletionEngine(labmodel_int8, device="cpu", compute_type="int8")
     try:
-        summary_request = build_summary_request(
-            "def join_all(folder, names):\n    return [folder + n for n in names]\n",
-            other.tokenizer, max_source_tokens=64, max_new_tokens=24)
-        alone = other.generate(summary_request)
-        release, started = threading.Event(), threading.Event()
-
-        def hold_first_token(_text):
-            started.set()
-            release.wait(10)
-            return False
-
-        order = []
-        before = other.preemptions
-        summary = other.submit(dataclasses.replace(summary_request, stop_rule=hold_first_token,
-                                                   end_tokens=()))
-        assert started.wait(30)
-        completion = engine.submit(_request(engine, 2, mode="seq2seq", max_new_tokens=4))
-        summary.add_done_callback(lambda _f: order.append("summary"))
-        completion.add_done_callback(lambda _f: order.append("completion"))
-        release.set()
-        rerun = summary.result(60)
-        completion.result(60)
+        order, preemptions, rerun, alone = _summary_preempted_by_a_completion(other, engine)
         assert order == ["completion", "summary"]
-        assert other.preemptions == before + 1
+        assert preemptions == 1
         assert rerun.tokens == alone.tokens
     finally:
         other.close()

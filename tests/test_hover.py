@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 import torch
@@ -190,11 +191,14 @@ def test_neighbours_of_a_function_are_prefetched_in_the_background(service):
     assert asyncio.run(run())
 
 
-def test_prefetch_waits_until_the_editor_is_quiet(service):
-    import dataclasses
+def _with_prefetch_delay(service, delay_ms: int) -> SummaryService:
+    """A SummaryService on the fixture's models with its own prefetch quiet period."""
+    return SummaryService(service.models, dataclasses.replace(
+        service.settings, summary_prefetch_delay_ms=delay_ms))
 
-    quiet = SummaryService(service.models,
-                           dataclasses.replace(service.settings, summary_prefetch_delay_ms=1000))
+
+def test_prefetch_waits_until_the_editor_is_quiet(service):
+    quiet = _with_prefetch_delay(service, 1000)
     asked = []
 
     async def run():
@@ -214,10 +218,7 @@ def test_prefetch_waits_until_the_editor_is_quiet(service):
 
 
 def test_a_newer_prefetch_replaces_the_older_one(service):
-    import dataclasses
-
-    quiet = SummaryService(service.models,
-                           dataclasses.replace(service.settings, summary_prefetch_delay_ms=50))
+    quiet = _with_prefetch_delay(service, 50)
     asked = []
 
     async def run():
@@ -230,14 +231,12 @@ def test_a_newer_prefetch_replaces_the_older_one(service):
 
 
 def test_prefetch_waits_while_a_completion_or_hover_is_running(service):
-    import dataclasses
     import threading
 
     from codet5_lsp.inference.prompts import build_completion_request
 
     engine = service.models.summary_engine()
-    quiet = SummaryService(service.models,
-                           dataclasses.replace(service.settings, summary_prefetch_delay_ms=50))
+    quiet = _with_prefetch_delay(service, 50)
     release, started = threading.Event(), threading.Event()
 
     def hold(_text):
