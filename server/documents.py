@@ -10,7 +10,12 @@ through the line index (line -> str offset and UTF-8 byte offset), the index is 
 around the edit (the shift of the lines after it stays pending until an edit elsewhere),
 and the tree gets a `Tree.edit`. Re-parsing is incremental (the edited old tree is passed to the parser) and
 lazy: it happens on the first access to `Document.tree` after changes, so a burst of
-keystrokes between two requests costs one reparse.
+keystrokes between two requests costs one reparse. Request handlers on the event loop call
+`await Document.parse_cooperatively()` first: py-tree-sitter holds the GIL while it parses, so
+a thread would not help, and one edit (an unclosed `(` near the top of a 20k-line file) can
+make tree-sitter's error recovery re-parse most of the file (100-200 ms). The cooperative
+parse runs in slices of a few milliseconds (tree-sitter resumes a parse halted by its time
+limit) and yields to the loop between them, so other messages are served meanwhile.
 
 Never lose what the user typed: documents that are too large (`max_bytes`) or look binary
 (contain NUL, or mostly control characters) are still tracked as text, only flagged
@@ -20,7 +25,9 @@ are kept in the str and encoded with "surrogatepass" (3 bytes each) for tree-sit
 
 from __future__ import annotations
 
+import asyncio
 import re
+import warnings
 from bisect import bisect_left, bisect_right
 from collections import deque
 from typing import Iterator, Sequence
@@ -38,6 +45,18 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 _BINARY_SAMPLE = 4096
 _BINARY_CONTROL_RATIO = 0.10
 _CONTROL_CHARS = re.compile(r"[\x01-\x08\x0e-\x1a\x1c-\x1f]")  # C0 minus \t\n\v\f\r, ESC
+
+
+PARSE_SLICE_MICROS = 1500
+"""Longest stretch `parse_cooperatively` keeps the event loop (and the GIL) in tree-sitter."""
+
+
+def _set_parse_time_limit(parser: tree_sitter.Parser, micros: int) -> None:
+    """py-tree-sitter 0.25 deprecates `timeout_micros` for a `progress_callback` that its
+    `parse` does not accept yet; the limit still works and is what we pin."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        parser.timeout_micros = micros
 
 
 class UnknownDocumentError(KeyError):
@@ -105,6 +124,11 @@ class Document:
         self._parser: tree_sitter.Parser | None = new_parser(language_id)
         self._tree: tree_sitter.Tree | None = None
         self._tree_stale = False
+        # The parser holds a parse halted at its time limit (see parse_cooperatively); it must
+        # be reset before the parser is used for anything else.
+        self._parse_halted = False
+        self._parse_deferred = False
+        self._finisher: asyncio.Task[tree_sitter.Tree | None] | None = None
         self._cache: dict[object, object] = {}
         # Scratch for the context step that survives edits (e.g. chars per token seen).
         self.hints: dict[object, object] = {}
@@ -135,8 +159,11 @@ class Document:
 
     @property
     def tree(self) -> tree_sitter.Tree | None:
-        """The syntax tree of the current text (None: unknown language, too large, binary)."""
+        """The syntax tree of the current text (None: unknown language, too large, binary,
+        or a long re-parse still running in slices: see `parse_cooperatively`)."""
         if self._tree_stale:
+            if self._parse_deferred:
+                return None  # being parsed in slices (parse_cooperatively): do not block
             self._reparse()
         return self._tree
 
@@ -256,13 +283,78 @@ class Document:
         if not self.parseable:
             self._tree = None
             return
-        assert self._parser is not None
-        self._tree = self._parser.parse(self._bytes, self._tree) if self._tree is not None \
-            else self._parser.parse(self._bytes)
+        self._tree = self._parse_step(0)
+
+    def _parse_step(self, limit_micros: int) -> tree_sitter.Tree | None:
+        """One call into tree-sitter: the new tree, or None when it stopped at the time limit
+        (it resumes where it stopped on the next call with the same text and old tree)."""
+        parser = self._parser
+        assert parser is not None
+        if self._parse_halted and limit_micros == 0:
+            parser.reset()  # a synchronous parse after an abandoned cooperative one
+            self._parse_halted = False
+        _set_parse_time_limit(parser, limit_micros)
+        try:
+            tree = parser.parse(self._bytes, self._tree) if self._tree is not None \
+                else parser.parse(self._bytes)
+        except ValueError:  # 0.25.2 raises "Parsing failed" when the time limit stops it
+            if limit_micros == 0:
+                raise
+            self._parse_halted = True
+            return None
+        self._parse_halted = False
+        return tree
 
     def parse(self) -> tree_sitter.Tree | None:
         """Re-parse now if the text changed since the last parse (normally lazy)."""
         return self.tree
+
+    async def parse_cooperatively(self, slice_micros: int = PARSE_SLICE_MICROS,
+                                  budget_s: float | None = None) -> tree_sitter.Tree | None:
+        """Bring the tree up to date without holding the event loop for more than about
+        `slice_micros` at a time, and return it. Edits that arrive between slices restart the
+        parse from the edited tree, so the result is always the tree of the current text.
+        Several callers may await it at once for the same document.
+
+        With `budget_s`, give up waiting after that long and return None: the parse then
+        finishes in a background task, and until it does `tree` is None instead of blocking
+        (callers fall back to plain text). Error recovery after an unclosed bracket can make
+        one re-parse take seconds on a long file; completions must not wait for that."""
+        loop = asyncio.get_running_loop()
+        give_up = None if budget_s is None else loop.time() + budget_s
+        while self._tree_stale and self.parseable:
+            if give_up is not None and loop.time() >= give_up:
+                self._defer_parse()
+                return None
+            edits = self.edit_count
+            tree = self._parse_step(slice_micros)
+            if tree is not None:
+                self._tree, self._tree_stale = tree, False
+                break
+            await asyncio.sleep(0)  # let the loop read and answer other messages
+            if self.edit_count != edits and self._parse_halted:
+                assert self._parser is not None
+                self._parser.reset()  # the text changed under the halted parse
+                self._parse_halted = False
+        self._parse_deferred = False
+        return self.tree
+
+    def _defer_parse(self) -> None:
+        self._parse_deferred = True
+        if self._finisher is None or self._finisher.done():
+            self._finisher = asyncio.get_running_loop().create_task(
+                self.parse_cooperatively(), name=f"parse {self.uri}")
+
+    @property
+    def parse_pending(self) -> bool:
+        """A cooperative parse is finishing in the background; `tree` is None until then."""
+        return self._parse_deferred and self._tree_stale
+
+    def close(self) -> None:
+        """Stop a background parse (the document was closed)."""
+        if self._finisher is not None:
+            self._finisher.cancel()
+            self._finisher = None
 
     # ---- conversions ----------------------------------------------------------------
     def offset_at(self, position: object) -> int:
@@ -491,7 +583,9 @@ class DocumentStore:
 
     def close(self, uri: str) -> None:
         """Forget a document (no error if it is not open: closing is idempotent)."""
-        self._documents.pop(uri, None)
+        doc = self._documents.pop(uri, None)
+        if doc is not None:
+            doc.close()
 
     def get(self, uri: str) -> Document:
         try:

@@ -433,6 +433,7 @@ def create_server(settings: Settings) -> CodeT5Server:
     async def hover(ls: CodeT5Server, params: types.HoverParams):
         ls.summaries.note_activity()
         doc = document_or_error(ls, params.text_document.uri)
+        await doc.parse_cooperatively()
         definition = function_at(doc, params.position)
         if definition is None:
             return None  # leave the hover to other language servers
@@ -452,9 +453,10 @@ def create_server(settings: Settings) -> CodeT5Server:
 
     @server.feature(types.TEXT_DOCUMENT_CODE_ACTION, types.CodeActionOptions(
         code_action_kinds=[types.CodeActionKind.RefactorRewrite], resolve_provider=True))
-    def code_action(ls: CodeT5Server, params: types.CodeActionParams):
+    async def code_action(ls: CodeT5Server, params: types.CodeActionParams):
         """Offer the action cheaply; the summary is computed on codeAction/resolve."""
         doc = document_or_error(ls, params.text_document.uri)
+        await doc.parse_cooperatively()
         definition = function_at(doc, params.range.start)
         if definition is None or definition.docstring:
             return []
@@ -472,6 +474,7 @@ def create_server(settings: Settings) -> CodeT5Server:
             raise JsonRpcInvalidParams(str(exc)) from None
         position = types.Position(line=int(data.get("line", 0)),
                                   character=int(data.get("character", 0)))
+        await doc.parse_cooperatively()
         definition = function_at(doc, position)
         if definition is None or definition.docstring or doc.version != data.get("version"):
             return action  # the document changed: nothing to insert

@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 # docs/performance.md for the measured speed and quality of all modes.
 DEFAULT_T5_MODE: Mode = "decoder"
 
+# How long a completion waits for an out-of-date syntax tree before it uses plain-text
+# context. An incremental re-parse is ~1-5 ms; only error recovery after an unclosed bracket
+# in a long file takes longer (0.1-4 s measured, bench/results/documents.md).
+PARSE_WAIT_S = 0.05
+
 _ids = itertools.count(1)
 
 
@@ -142,6 +147,11 @@ class CompletionPipeline:
             return None
         engine = self.models.completion_engine()
         if engine is None:
+            return None
+        # A long re-parse must neither hold the loop nor delay the suggestion: past the wait,
+        # the context is built from plain text while the parse finishes in the background.
+        await doc.parse_cooperatively(budget_s=PARSE_WAIT_S)
+        if cancel.is_set() or doc.edit_count != edits_seen:
             return None
         tokenizer = engine.tokenizer
         ctx = build_completion_context(doc, position, tokenizer.count,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from dataclasses import dataclass
@@ -325,3 +326,121 @@ def test_random_edits_keep_text_and_tree_equal_to_reference(initial, edits, enco
             _assert_same_tree(doc, reference)
     store.close(URI)
     assert URI not in store
+
+
+# ---- cooperative re-parse: the event loop is not held by one long parse ------------------
+def _big_module(functions: int = 600) -> str:
+    return "".join(f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n"
+                   for i in range(functions))
+
+
+def _unclosed_paren_edit(text: str) -> tuple[types.Range, str]:
+    line = 5  # "    x = [a, b, 1]" of f1: an unclosed "(" makes error recovery reach far
+    return types.Range(start=types.Position(line=line, character=4),
+                       end=types.Position(line=line, character=4)), "y = h(\n"
+
+
+async def _ticking(stop) -> int:
+    ticks = 0
+    while not stop.is_set():
+        ticks += 1
+        await asyncio.sleep(0)
+    return ticks
+
+
+async def test_cooperative_parse_yields_to_the_loop_and_gives_the_fresh_tree():
+    store = DocumentStore()
+    text = _big_module()
+    doc = store.open(URI, text, "python", 1)
+    await doc.parse_cooperatively()
+    rng, new = _unclosed_paren_edit(text)
+    doc = store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    stop = asyncio.Event()
+    ticker = asyncio.create_task(_ticking(stop))
+    await asyncio.sleep(0)
+    tree = await doc.parse_cooperatively(slice_micros=200)
+    stop.set()
+    ticks = await ticker
+    # Without slicing the parse is one call and the ticker cannot run while it lasts.
+    assert ticks >= 3
+    assert tree is doc.tree and not doc._tree_stale
+    _assert_same_tree(doc, doc.text)
+
+
+async def test_edits_between_slices_restart_the_parse_on_the_new_text():
+    store = DocumentStore()
+    text = _big_module()
+    doc = store.open(URI, text, "python", 1)
+    await doc.parse_cooperatively()
+    rng, new = _unclosed_paren_edit(text)
+    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    typed = iter(")]} z")
+    edits = []
+
+    async def type_while_parsing():
+        for version, char in enumerate(typed, start=3):
+            await asyncio.sleep(0)
+            pos = types.Position(line=6, character=0)
+            store.change(URI, version, [types.TextDocumentContentChangePartial(
+                range=types.Range(start=pos, end=pos), text=char)])
+            edits.append(doc._parse_halted)
+
+    typist = asyncio.create_task(type_while_parsing())
+    await asyncio.gather(doc.parse_cooperatively(slice_micros=100),
+                         doc.parse_cooperatively(slice_micros=100), typist)
+    assert len(edits) == 5 and any(edits)  # some keystrokes landed in the middle of a parse
+    await doc.parse_cooperatively()
+    _assert_same_tree(doc, doc.text)
+    assert doc.text.count(")]} z") == 0 and "z }])" in doc.text  # typed in order at one spot
+
+
+async def test_synchronous_access_after_an_abandoned_cooperative_parse():
+    store = DocumentStore()
+    doc = store.open(URI, _big_module(), "python", 1)
+    await doc.parse_cooperatively()
+    rng, new = _unclosed_paren_edit(doc.text)
+    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    task = asyncio.create_task(doc.parse_cooperatively(slice_micros=100))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert doc._parse_halted
+    task.cancel()  # e.g. the request was cancelled mid-parse
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    other = doc.text.replace("def f2(", "def renamed(")
+    store.change(URI, 3, [Whole(other)])
+    _assert_same_tree(doc, other)  # the halted parse of the old text is not resumed
+
+
+async def test_a_parse_over_budget_finishes_in_the_background_and_tree_does_not_block():
+    from codet5_lsp.server.context import build_completion_context
+    store = DocumentStore()
+    doc = store.open(URI, _big_module(), "python", 1)
+    await doc.parse_cooperatively()
+    rng, new = _unclosed_paren_edit(doc.text)
+    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    assert await doc.parse_cooperatively(slice_micros=100, budget_s=0) is None
+    assert doc.parse_pending and doc.tree is None  # no synchronous parse behind our back
+    ctx = build_completion_context(doc, types.Position(line=6, character=0),
+                                   lambda text: len(text) // 4, 64, 16)
+    assert ctx.prefix.endswith("y = h(\n") and "def f1(a, b):" in ctx.prefix
+    for _ in range(100_000):
+        if not doc.parse_pending:
+            break
+        await asyncio.sleep(0)
+    assert not doc.parse_pending
+    _assert_same_tree(doc, doc.text)
+
+
+async def test_closing_a_document_stops_its_background_parse():
+    store = DocumentStore()
+    doc = store.open(URI, _big_module(), "python", 1)
+    await doc.parse_cooperatively()
+    rng, new = _unclosed_paren_edit(doc.text)
+    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    await doc.parse_cooperatively(slice_micros=100, budget_s=0)
+    finisher = doc._finisher
+    assert finisher is not None and not finisher.done()
+    store.close(URI)
+    await asyncio.sleep(0)
+    assert finisher.cancelled()
