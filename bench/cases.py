@@ -133,13 +133,13 @@ def cases_in_file(path: Path, rng: random.Random, *, mid_line: int, line_start: 
 
 
 def load_cases(seed: int = DEFAULT_SEED, *, limit: int | None = None,
-               kind: CaseKind | None = None) -> list[Case]:
+               kind: CaseKind | None = None, mid_line: int = MID_LINE_PER_FILE,
+               line_start: int = LINE_START_PER_FILE) -> list[Case]:
     """The benchmark's cases, in a seeded shuffled order (so any `limit` mixes files)."""
     rng = random.Random(seed)
     cases: list[Case] = []
     for path in heldout_files():
-        cases.extend(cases_in_file(path, rng, mid_line=MID_LINE_PER_FILE,
-                                   line_start=LINE_START_PER_FILE))
+        cases.extend(cases_in_file(path, rng, mid_line=mid_line, line_start=line_start))
     rng.shuffle(cases)
     if kind is not None:
         cases = [c for c in cases if c.kind == kind]

@@ -10,15 +10,19 @@ forced-prefix length) are run as one batch.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
 import queue
+import random
+import tempfile
 import threading
 import time
 import weakref
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import ctranslate2
 
@@ -78,6 +82,56 @@ def ctranslate2_info() -> dict[str, object]:
         "cpu_compute_types": sorted(supported_compute_types("cpu")),
         "cuda_compute_types": sorted(supported_compute_types("cuda")) if cuda_device_count() else [],
     }
+
+
+PROBE_PREFIX_LENGTHS = (4, 6, 9, 12, 14, 17, 20, 25, 31, 40)
+PROBE_NEW_TOKENS = 6
+
+
+def one_pass_prefix_mismatches(folder: Path, lengths: tuple[int, ...] = PROBE_PREFIX_LENGTHS,
+                                new_tokens: int = PROBE_NEW_TOKENS, seed: int = 1) -> int:
+    """For how many random prefixes the T5 model in `folder` continues differently when a forced
+    decoder prefix goes through in one pass (`return_alternatives`) than when it is fed one
+    token per step (ctranslate2's exact path). Tokens only: the two paths report scores on
+    different scales."""
+    from codet5_lsp.inference.prefix_probe import PROBE_ENCODER_INPUT, PROBE_VOCAB, probe_tokens
+
+    translator = ctranslate2.Translator(str(folder), device="cpu", intra_threads=1)
+    rng = random.Random(seed)
+    mismatches = 0
+    try:
+        for length in lengths:
+            prefix = probe_tokens([rng.randrange(3, PROBE_VOCAB) for _ in range(length)])
+            total = length + new_tokens
+            common = dict(target_prefix=[prefix], beam_size=1, max_decoding_length=total,
+                          min_decoding_length=total)
+            steps = translator.translate_batch([PROBE_ENCODER_INPUT], **common)[0]
+            one_pass = translator.translate_batch([PROBE_ENCODER_INPUT], return_alternatives=True,
+                                                  num_hypotheses=1, **common)[0]
+            mismatches += steps.hypotheses[0] != one_pass.hypotheses[0]
+        return mismatches
+    finally:
+        translator.unload_model()
+        del translator
+
+
+@functools.lru_cache(maxsize=1)
+def native_t5_prefix_is_exact() -> bool:
+    """Whether the installed ctranslate2 itself runs a T5 decoder prefix in one exact pass.
+
+    Stock ctranslate2 4.8.5 does not (docs/ctranslate2-t5-prefix/), so T5 models are converted
+    with our rewrite (`t5_prefix_fix`), which costs 2.5-3x on the prefix pass. A build with the
+    one-line upstream patch, or a release with the fix, passes this probe; conversions then skip
+    the rewrite and run at ctranslate2's full speed. Tiny model, ~30 ms, once per process."""
+    from codet5_lsp.inference.prefix_probe import build_probe_model
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="codet5-prefix-probe-") as tmp:
+            return one_pass_prefix_mismatches(build_probe_model(Path(tmp) / "model")) == 0
+    except Exception:  # a probe that cannot run proves nothing: keep the safe rewrite
+        log.warning("ctranslate2 prefix probe failed; using the T5 prefix rewrite",
+                    exc_info=True)
+        return False
 
 
 class _UrgentWork:
@@ -142,6 +196,15 @@ class CompletionEngine:
             # runs beside urgent work (URGENT_WORK), so two engines do not oversubscribe.
             intra_threads = max(1, min(4, os.cpu_count() or 1))
         path = str(model.folder)
+        # A model converted without the rewrite for a fixed ctranslate2 (native_prefix), now
+        # loaded by a build that is not fixed: its one pass would be wrong, so feed the prefix
+        # step by step (exact, slower).
+        self._one_pass_ok = self.meta.parallel_prefix and (
+            not self.meta.native_prefix or native_t5_prefix_is_exact())
+        if self.meta.parallel_prefix and not self._one_pass_ok:
+            log.warning("%s was converted for a ctranslate2 that runs T5 prefixes in one exact "
+                        "pass, but ctranslate2 %s does not: using the exact step-by-step path "
+                        "(slow); convert the model again", path, ctranslate2.__version__)
         try:
             if self.meta.family == "codegen":
                 self._generator = ctranslate2.Generator(path, device=self.device,
@@ -383,7 +446,8 @@ class CompletionEngine:
         """Whether the forced prefix can go through the decoder in one exact pass.
 
         Only for T5 models converted with the parallel-prefix rewrite (see
-        docs/ctranslate2-t5-prefix/); plain conversions use the exact step-by-step path.
+        docs/ctranslate2-t5-prefix/), or without it for a ctranslate2 build that passes
+        `native_t5_prefix_is_exact`; plain conversions use the exact step-by-step path.
         """
         return (self._translator is not None and len(request.decoder_prefix) > 1
-                and self.meta.parallel_prefix)
+                and self._one_pass_ok)

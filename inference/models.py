@@ -45,8 +45,11 @@ class ModelMetadata:
     quantization: str
     ctranslate2_version: str
     revision: str | None = None
-    # T5 only: decoder self-attention rewritten so a target prefix can go in one exact pass.
+    # T5 only: a target prefix can go through the decoder in one exact pass, thanks to the
+    # decoder self-attention rewrite, or (native_prefix) because the ctranslate2 build that
+    # converted it runs T5 prefixes exactly by itself (engine.native_t5_prefix_is_exact).
     parallel_prefix: bool = False
+    native_prefix: bool = False
     bos_token: str | None = "<s>"
     eos_token: str = "</s>"
     pad_token: str = "<pad>"
@@ -114,7 +117,17 @@ def cache_key(source: str, revision: str | None, quantization: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "--", source.strip("/"))[-80:]
     digest = hashlib.sha256(f"{source}\0{revision}".encode()).hexdigest()[:10]
     rev = (revision or "local")[:12]
-    return f"{slug}--{rev}--{digest}--{quantization}--ct2-{ctranslate2_version()}--f{CONVERSION_FORMAT}"
+    # A patched ctranslate2 may carry the version of the release it patches: its conversions
+    # differ (no T5 rewrite), so they get their own folder.
+    native = "--native-prefix" if _native_prefix() else ""
+    return (f"{slug}--{rev}--{digest}--{quantization}--ct2-{ctranslate2_version()}"
+            f"--f{CONVERSION_FORMAT}{native}")
+
+
+def _native_prefix() -> bool:
+    from codet5_lsp.inference.engine import native_t5_prefix_is_exact
+
+    return native_t5_prefix_is_exact()
 
 
 def local_checkpoint_revision(folder: Path) -> str:
@@ -231,8 +244,9 @@ def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
             if kind == "codet5p_bimodal":
                 hf_dir = work / "t5"
                 checkpoints.bimodal_to_t5(src, hf_dir)
+            native = parallel_prefix and _native_prefix()
             conversion.convert_t5_checkpoint(hf_dir, model_dir, quant,
-                                             parallel_prefix=parallel_prefix)
+                                             parallel_prefix=parallel_prefix and not native)
             family: Family = "t5"
             tok_src = hf_dir
         else:
@@ -244,6 +258,7 @@ def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
             family = "codegen"
             tok_src = hf_dir
             parallel_prefix = False
+            native = False
         tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
         backend = getattr(tokenizer, "backend_tokenizer", None)
         if backend is None:
@@ -251,7 +266,8 @@ def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
         backend.save(str(model_dir / TOKENIZER_FILE))
         meta = _metadata_for(family, tokenizer, source=source, revision=revision,
                              quantization=quantization or "none",
-                             parallel_prefix=parallel_prefix and family == "t5")
+                             parallel_prefix=parallel_prefix and family == "t5",
+                             native_prefix=native)
         meta.save(model_dir)
         if dst.exists():
             shutil.rmtree(dst)

@@ -200,12 +200,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     _setup_logging("warning", None)
     import platform
 
-    from codet5_lsp.inference.engine import ctranslate2_info, default_compute_type, resolve_device
+    from codet5_lsp.inference.engine import (ctranslate2_info, default_compute_type,
+                                             native_t5_prefix_is_exact, resolve_device)
     from codet5_lsp.inference.models import default_cache_dir
     from codet5_lsp.server.model_manager import ModelManager
 
     info: dict[str, object] = {"codet5-lsp": __version__, "python": platform.python_version()}
     info.update(ctranslate2_info())
+    info["t5_one_pass_prefix"] = (
+        "exact in ctranslate2 (patched build): T5 models are converted without the rewrite"
+        if native_t5_prefix_is_exact() else
+        "needs the conversion rewrite (stock ctranslate2, docs/ctranslate2-t5-prefix/)")
     for mod in ("pygls", "lsprotocol", "tree_sitter", "tokenizers", "transformers", "torch"):
         try:
             from importlib.metadata import version

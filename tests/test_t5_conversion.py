@@ -231,3 +231,49 @@ def test_labmodel_one_pass_matches_step_by_step_and_transformers(labmodel):
         one_pass = ct2_greedy(translator, prefix, 16, one_pass=True)
         assert one_pass == expected_steps
         assert tokenizer.convert_tokens_to_ids(one_pass) == hf_greedy(model, prefix_ids, 16)
+
+
+# --- the probe for a ctranslate2 that runs T5 prefixes exactly by itself -------------------
+
+def test_probe_tells_an_inexact_one_pass_from_an_exact_one(tmp_path):
+    from codet5_lsp.inference.engine import PROBE_PREFIX_LENGTHS, one_pass_prefix_mismatches
+    from codet5_lsp.inference.prefix_probe import build_probe_model
+    from codet5_lsp.inference.t5_prefix_fix import apply_parallel_prefix_fix
+
+    stock = build_probe_model(tmp_path / "stock")
+    rewritten = build_probe_model(tmp_path / "rewritten", rewrite=apply_parallel_prefix_fix)
+    # ctranslate2 4.8.5 (pinned) mis-positions the bias in one pass; the rewrite fixes it.
+    assert ctranslate2.__version__ == "4.8.5"
+    assert one_pass_prefix_mismatches(stock) >= len(PROBE_PREFIX_LENGTHS) // 2  # a clear signal
+    assert one_pass_prefix_mismatches(rewritten) == 0
+
+
+def test_a_native_prefix_conversion_is_not_trusted_by_a_build_that_fails_the_probe(
+        tiny, tmp_path, monkeypatch):
+    """As if converted by a fixed ctranslate2 (probe passed): no rewrite, own cache folder.
+    Loaded by this (unfixed) build, the engine must fall back to the exact step-by-step path."""
+    from codet5_lsp.inference import engine as engine_module
+    from codet5_lsp.inference import models
+    from codet5_lsp.inference.generation import GenerationRequest
+
+    root, model = tiny
+    key = models.cache_key("some/model", None, "float32")
+    monkeypatch.setattr(engine_module, "native_t5_prefix_is_exact", lambda: True)
+    assert models.cache_key("some/model", None, "float32") == key + "--native-prefix"
+    files = models.convert_checkpoint(root / "hf", tmp_path / "native", quantization="float32",
+                                      source="tiny", revision=None)
+    assert files.metadata.parallel_prefix and files.metadata.native_prefix
+    assert b"relative_position_keys" not in (files.folder / "model.bin").read_bytes()
+    monkeypatch.undo()  # the real probe: this build is not fixed
+    engine = engine_module.CompletionEngine(files, device="cpu", compute_type="float32")
+    try:
+        rng = random.Random(5)
+        for length in (15, 25, 40):
+            ids = [rng.randrange(len(SPECIALS), TINY_VOCAB) for _ in range(length)]
+            request = GenerationRequest(mode="decoder", encoder_tokens=list(ENCODER_MARKER),
+                                        decoder_prefix=tiny_tokens(ids), max_new_tokens=8)
+            result = engine.generate(request)
+            assert result.tokens == tiny_tokens(hf_greedy(model, ids, 8))[:len(result.tokens)]
+            assert len(result.tokens) > 0
+    finally:
+        engine.close()
