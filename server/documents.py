@@ -346,6 +346,11 @@ class Document:
                 self.parse_cooperatively(), name=f"parse {self.uri}")
 
     @property
+    def tree_is_current(self) -> bool:
+        """The tree matches the text (reading `tree` will not parse)."""
+        return not self._tree_stale
+
+    @property
     def parse_pending(self) -> bool:
         """A cooperative parse is finishing in the background; `tree` is None until then."""
         return self._parse_deferred and self._tree_stale

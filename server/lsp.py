@@ -540,7 +540,11 @@ def completion_item(doc, position: types.Position, suggestion: Suggestion) -> ty
 
 
 def neighbour_functions(doc, definition, reach: int = 60) -> list:
-    """The functions just above and below `definition` (for background summaries)."""
+    """The functions just above and below `definition` (for background summaries); none while
+    the tree is out of date: background work must not start a (possibly long) parse on the
+    event loop, and after an edit `definition`'s lines may be stale anyway."""
+    if not doc.tree_is_current:
+        return []
     found = []
     for lines in (range(definition.start_line - 1, max(-1, definition.start_line - 1 - reach), -1),
                   range(definition.end_line + 1, min(doc.line_count, definition.end_line + 1 + reach))):

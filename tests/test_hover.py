@@ -171,6 +171,21 @@ async def test_hover_over_lsp(labmodel_float32, tmp_path):
         await client.shutdown_session()
 
 
+def test_background_neighbour_search_never_parses():
+    from codet5_lsp.server.lsp import neighbour_functions
+
+    store = DocumentStore()
+    doc = store.open("file:///tmp/h.py", CODE, "python", 1)
+    middle = definition_at(doc, _pos("def documented(x):", 5))
+    at = types.Position(line=0, character=0)
+    store.change(doc.uri, 2, [types.TextDocumentContentChangePartial(
+        range=types.Range(start=at, end=at), text="# edited\n")])
+    assert neighbour_functions(doc, middle) == []
+    assert not doc.tree_is_current  # it did not parse on the loop behind our back
+    doc.parse()
+    assert neighbour_functions(doc, middle)
+
+
 def test_neighbours_of_a_function_are_prefetched_in_the_background(service):
     from codet5_lsp.server.lsp import neighbour_functions
 
