@@ -162,7 +162,10 @@ def _token_counter() -> tuple[Callable[[str], int], str]:
         return (lambda s: len(s.split())), f"whitespace words (tokenizer unavailable: {exc})"
 
 
-def bench_context(text: str, rng: random.Random) -> dict[str, object]:
+def bench_context(text: str, rng: random.Random, suffix_tokens: int = 0) -> dict[str, object]:
+    """`build_completion_context` as the server calls it: the suffix budget is 0 in the
+    default (decoder) mode, which never shows the model the text after the cursor, and 128
+    in infill mode."""
     raw_count, counter_name = _token_counter()
     calls = [0]
 
@@ -183,7 +186,7 @@ def bench_context(text: str, rng: random.Random) -> dict[str, object]:
             doc.hints.clear()
         started, started_cpu = time.perf_counter(), time.process_time()
         ctx = build_completion_context(doc, types.Position(line=line, character=character),
-                                       count, 384, 128)
+                                       count, 384, suffix_tokens)
         samples.append(time.perf_counter() - started)
         (cold_cpu if not doc.hints.get("was_warm") else cpu).append(
             time.process_time() - started_cpu)
@@ -192,7 +195,7 @@ def bench_context(text: str, rng: random.Random) -> dict[str, object]:
         probes.append(calls_before)
         truncated += ctx.prefix_truncated
     return {"lines": text.count("\n"), "token_counter": counter_name,
-            "budgets": {"prefix": 384, "suffix": 128}, "truncated_cases": truncated,
+            "budgets": {"prefix": 384, "suffix": suffix_tokens}, "truncated_cases": truncated,
             "tokenizer_calls_mean": round(statistics.mean(probes), 1),
             "cpu": _stats(cpu + cold_cpu), "cpu_warm_hints": _stats(cpu),
             "cpu_cold_hints": _stats(cold_cpu), **_stats(samples)}
@@ -320,6 +323,7 @@ def run() -> dict[str, object]:
         "keystroke_2k": bench_keystrokes(small, rng),
         "context_20k": bench_context(big, rng),
         "context_2k": bench_context(small, rng),
+        "context_20k_infill": bench_context(big, random.Random(99), suffix_tokens=128),
         "memory_20k": bench_memory(big),
         "error_recovery": [bench_error_recovery("stdlib modules", big),
                            bench_error_recovery("synthetic short functions",
@@ -346,11 +350,12 @@ def to_markdown(r: dict) -> str:
         rows.append(f"| {k['lines']} lines | {u['median_ms']} / {u['p95_ms']} | "
                     f"{uc['median_ms']} / {uc['p95_ms']} | {t['median_ms']} / {t['p95_ms']} | "
                     f"{f['median_ms']} / {f['p95_ms']} | {k['speedup_median']}x |")
-    ctx_rows = [f"| {r[k]['lines']} lines | {r[k]['median_ms']} / {r[k]['p95_ms']} | "
+    ctx_rows = [f"| {r[k]['lines']} lines, suffix {r[k]['budgets']['suffix']} | "
+                f"{r[k]['median_ms']} / {r[k]['p95_ms']} | "
                 f"{r[k]['cpu']['median_ms']} / {r[k]['cpu']['p95_ms']} | "
                 f"{r[k]['cpu_warm_hints']['median_ms']} / {r[k]['cpu_cold_hints']['median_ms']} | "
                 f"{r[k]['tokenizer_calls_mean']} | {r[k]['truncated_cases']}/{r[k]['n']} |"
-                for k in ("context_20k", "context_2k")]
+                for k in ("context_20k", "context_2k", "context_20k_infill")]
     m = r["memory_20k"]
     targets = "\n".join(f"- {name}: {'met' if ok else 'NOT met'}"
                         for name, ok in r["targets"].items())
@@ -392,12 +397,13 @@ def to_markdown(r: dict) -> str:
           f"{e['cooperative_total_ms']} ms | {e['loop_stall_p99_ms']} / "
           f"{e['loop_stall_max_ms']} ms | {e['slices_median']} |" for e in r["error_recovery"]],
         "",
-        "## Context extraction (`build_completion_context`, budgets 384/128)",
+        "## Context extraction (`build_completion_context`, 384 prefix tokens)",
         "",
         f"Token counter: {r['context_20k']['token_counter']}. median / p95 in ms; the "
         "per-version cache is emptied before each call, as after a keystroke; every other "
         "call also empties the hints that survive edits (imports scan, indent unit, "
-        "chars-per-token estimate): 'cold' vs 'warm'.",
+        "chars-per-token estimate): 'cold' vs 'warm'. Suffix budget 0: the default (decoder) "
+        "mode, which does not show the model the text after the cursor; 128: infill mode.",
         "",
         "| file | wall | CPU | CPU warm / cold hints (median) | tokenizer calls (mean) "
         "| prefix cut |",

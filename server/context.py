@@ -1055,6 +1055,31 @@ def _head_within(source: str, budget: int, count: CountTokens, ratio: float
     return "", 0
 
 
+_COUNT_CACHE_SIZE = 64
+
+
+def _remembered_counts(doc: "Document", count: CountTokens) -> CountTokens:
+    """`count`, remembering results per document across edits, for the parts that usually
+    stay the same from one keystroke to the next (the imports, the similar function)."""
+    owner = getattr(count, "__self__", count)  # the tokenizer behind a bound method
+    cache = doc.hints.get("token_counts")
+    if cache is None or cache[0] is not owner:
+        cache = doc.hints["token_counts"] = (owner, OrderedDict())
+    counts: OrderedDict[str, int] = cache[1]
+
+    def remembered(text: str) -> int:
+        found = counts.get(text)
+        if found is None:
+            found = counts[text] = count(text)
+            if len(counts) > _COUNT_CACHE_SIZE:
+                counts.popitem(last=False)
+        else:
+            counts.move_to_end(text)
+        return found
+
+    return remembered
+
+
 def _fit_prefix_with_similar_function(doc: "Document", offset: int, count: CountTokens,
                                       budget: int) -> tuple[str, bool]:
     """The prefix within `budget`: the text nearest the cursor, from a line start. When the
@@ -1073,12 +1098,13 @@ def _fit_prefix_with_similar_function(doc: "Document", offset: int, count: Count
             return text[:offset], False
     else:  # surely cut: an estimate of the window is enough to choose what to add
         window_start = max(0, offset - int(budget * ratio))
+    stable_count = _remembered_counts(doc, count)
     imported = [(s, t) for s, t in import_nodes(doc) if s < window_start]
-    imported, import_tokens = _pick_within(imported, budget // IMPORT_SHARE - 1, count, ratio,
-                                           keep_last=False)
+    imported, import_tokens = _pick_within(imported, budget // IMPORT_SHARE - 1, stable_count,
+                                           ratio, keep_last=False)
     similar = most_similar_function(doc, offset, window_start)
-    snippet, snippet_tokens = _head_within(similar, budget // SIMILAR_SHARE - 1, count, ratio) \
-        if similar else ("", 0)
+    snippet, snippet_tokens = _head_within(similar, budget // SIMILAR_SHARE - 1, stable_count,
+                                           ratio) if similar else ("", 0)
     snippet = snippet + "\n" if snippet else ""
     # Parts joined at line breaks: their counts add up (+1 per blank line, an upper bound).
     head_tokens = (import_tokens + 1 if imported else 0) + (snippet_tokens + 1 if snippet else 0)

@@ -154,17 +154,20 @@ class CompletionPipeline:
         if cancel.is_set() or doc.edit_count != edits_seen:
             return None
         tokenizer = engine.tokenizer
-        ctx = build_completion_context(doc, position, tokenizer.count,
-                                       settings.max_context_tokens, settings.max_suffix_tokens)
-        if ctx.in_string_or_comment and ctx.mid_line:
-            return None
         meta = engine.meta
         mode = choose_mode(settings.completion_mode, meta.family)
+        # Only the infill prompt shows the model the text after the cursor: other modes skip
+        # fitting it (one tokenizer call, ~10% of the context step).
+        suffix_tokens = settings.max_suffix_tokens if mode == "infill" else 0
+        ctx = build_completion_context(doc, position, tokenizer.count,
+                                       settings.max_context_tokens, suffix_tokens)
+        if ctx.in_string_or_comment and ctx.mid_line:
+            return None
         request = build_completion_request(
             mode, without_lone_surrogates(ctx.prefix), without_lone_surrogates(ctx.suffix),
             tokenizer,
             max_prefix_tokens=settings.max_context_tokens,
-            max_suffix_tokens=settings.max_suffix_tokens,
+            max_suffix_tokens=suffix_tokens,
             max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
             bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
             next_sentinel=meta.next_sentinel_token, decoder_marker=settings.decoder_marker,

@@ -446,3 +446,55 @@ def test_context_for_unknown_language_and_too_large_files():
                                    10, 10)
     assert ctx.prefix == "hello world\nfoo" and ctx.language_id == "plaintext"
     assert enclosing_definition(doc, 3) is None and imports(doc) == []
+
+
+# ---- token counts remembered across keystrokes ---------------------------------------------
+def test_remembered_counts_call_the_tokenizer_once_per_text_and_per_tokenizer():
+    from codet5_lsp.server.context import _remembered_counts
+
+    class Tokenizer:
+        def __init__(self):
+            self.calls = []
+
+        def count(self, text):
+            self.calls.append(text)
+            return len(text.split())
+
+    doc = DocumentStore().open("file:///c.py", "x = 1\n", "python", 1)
+    first = Tokenizer()
+    assert _remembered_counts(doc, first.count)("import os\nimport re\n") == 4
+    assert _remembered_counts(doc, first.count)("import os\nimport re\n") == 4
+    assert first.calls == ["import os\nimport re\n"]
+    second = Tokenizer()  # another model's tokenizer: its own counts
+    assert _remembered_counts(doc, second.count)("import os\nimport re\n") == 4
+    assert second.calls == ["import os\nimport re\n"]
+
+
+async def test_only_infill_fits_a_suffix(labmodel_int8, monkeypatch):
+    """The decoder prompt never shows the text after the cursor, so the pipeline does not pay
+    for fitting it; infill does get it."""
+    from codet5_lsp.server import pipeline as pipeline_module
+    from codet5_lsp.server.model_manager import ModelManager
+    from codet5_lsp.server.settings import Settings
+
+    budgets = []
+    real = pipeline_module.build_completion_context
+
+    def spy(doc, position, count, prefix_tokens, suffix_tokens):
+        budgets.append(suffix_tokens)
+        return real(doc, position, count, prefix_tokens, suffix_tokens)
+
+    monkeypatch.setattr(pipeline_module, "build_completion_context", spy)
+    source = "def area(w, h):\n    return w * h\n\n\ndef volume(w, h, d):\n    return \n"
+    for mode in ("decoder", "infill"):
+        settings = Settings(model=str(labmodel_int8.folder), device="cpu", compute_type="int8",
+                            completion_mode=mode, request_timeout_ms=120000)
+        models = ModelManager(settings)
+        models.wait_ready()
+        try:
+            doc = DocumentStore().open("file:///s.py", source, "python", 1)
+            pipeline = pipeline_module.CompletionPipeline(models, settings)
+            await pipeline.complete(doc, types.Position(line=5, character=11), debounce=False)
+        finally:
+            models.close()
+    assert budgets == [0, Settings().max_suffix_tokens]
