@@ -16,7 +16,6 @@ import logging
 import os
 import queue
 import random
-import tempfile
 import threading
 import time
 import weakref
@@ -115,6 +114,40 @@ def one_pass_prefix_mismatches(folder: Path, lengths: tuple[int, ...] = PROBE_PR
         del translator
 
 
+_PROBE_SCRIPT = """
+import sys
+sys.modules["torch"] = None  # ctranslate2.specs imports torch when it can: 1.5 s and 300 MB
+import tempfile
+from pathlib import Path
+from codet5_lsp.inference.engine import one_pass_prefix_mismatches
+from codet5_lsp.inference.prefix_probe import build_probe_model
+with tempfile.TemporaryDirectory(prefix="codet5-prefix-probe-") as tmp:
+    print(one_pass_prefix_mismatches(build_probe_model(Path(tmp) / "model")))
+"""
+
+
+def _ctranslate2_fingerprint() -> str:
+    """Identifies the installed ctranslate2 build (a patched one may keep the version)."""
+    import hashlib
+
+    folder = Path(ctranslate2.__file__).resolve().parent
+    libraries = set(folder.rglob("*.so*"))
+    try:  # the loaded libctranslate2 may live elsewhere (a wheel's .libs, a source build)
+        with open("/proc/self/maps") as maps:
+            libraries.update(Path(line.split()[-1]) for line in maps
+                             if "libctranslate2" in line.rsplit("/", 1)[-1])
+    except OSError:
+        pass
+    h = hashlib.sha256(f"{ctranslate2.__version__}\0{folder}".encode())
+    for path in sorted(libraries):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        h.update(f"{path}\0{st.st_size}\0{int(st.st_mtime)}\n".encode())
+    return h.hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=1)
 def native_t5_prefix_is_exact() -> bool:
     """Whether the installed ctranslate2 itself runs a T5 decoder prefix in one exact pass.
@@ -122,16 +155,42 @@ def native_t5_prefix_is_exact() -> bool:
     Stock ctranslate2 4.8.5 does not (docs/ctranslate2-t5-prefix/), so T5 models are converted
     with our rewrite (`t5_prefix_fix`), which costs 2.5-3x on the prefix pass. A build with the
     one-line upstream patch, or a release with the fix, passes this probe; conversions then skip
-    the rewrite and run at ctranslate2's full speed. Tiny model, ~30 ms, once per process."""
-    from codet5_lsp.inference.prefix_probe import build_probe_model
+    the rewrite and run at ctranslate2's full speed.
 
+    The probe (a tiny random T5 run both ways, `prefix_probe`) runs once per ctranslate2 build,
+    in a subprocess where torch cannot be imported (building specs would otherwise load torch
+    into the server: 1.5 s and hundreds of MB), and its answer is kept in the user cache."""
+    import json
+    import subprocess
+    import sys
+
+    import platformdirs
+
+    record = (Path(platformdirs.user_cache_dir("codet5-lsp"))
+              / f"ctranslate2-prefix-probe-{_ctranslate2_fingerprint()}.json")
     try:
-        with tempfile.TemporaryDirectory(prefix="codet5-prefix-probe-") as tmp:
-            return one_pass_prefix_mismatches(build_probe_model(Path(tmp) / "model")) == 0
+        return bool(json.loads(record.read_text())["one_pass_exact"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE_SCRIPT], capture_output=True,
+                              text=True, timeout=120, env=dict(os.environ,
+                                                               PYTHONPATH=os.pathsep.join(sys.path)))
+        mismatches = int(done.stdout.strip().splitlines()[-1])
     except Exception:  # a probe that cannot run proves nothing: keep the safe rewrite
         log.warning("ctranslate2 prefix probe failed; using the T5 prefix rewrite",
                     exc_info=True)
         return False
+    exact = mismatches == 0
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        tmp = record.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"one_pass_exact": exact, "mismatches": mismatches,
+                                   "ctranslate2": ctranslate2.__version__}) + "\n")
+        os.replace(tmp, record)
+    except OSError:
+        pass
+    return exact
 
 
 class _UrgentWork:

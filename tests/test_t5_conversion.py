@@ -277,3 +277,26 @@ def test_a_native_prefix_conversion_is_not_trusted_by_a_build_that_fails_the_pro
             assert len(result.tokens) > 0
     finally:
         engine.close()
+
+
+def test_probe_runs_once_per_build_without_loading_torch_into_the_server(tmp_path, monkeypatch):
+    import json
+    import subprocess
+    import sys
+
+    env = dict(__import__("os").environ, XDG_CACHE_HOME=str(tmp_path))
+    code = ("import sys\n"
+            "from codet5_lsp.inference.engine import native_t5_prefix_is_exact\n"
+            "print(native_t5_prefix_is_exact(), 'torch' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.stdout.split() == ["False", "False"], done.stderr  # 4.8.5: not exact; no torch
+    (record,) = (tmp_path / "codet5-lsp").glob("ctranslate2-prefix-probe-*.json")
+    assert json.loads(record.read_text())["mismatches"] >= 5
+    # Later processes read the record instead of probing again.
+    from codet5_lsp.inference import engine as engine_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("probed again"))
+    record.write_text(json.dumps({"one_pass_exact": True, "mismatches": 0}))
+    assert engine_module.native_t5_prefix_is_exact.__wrapped__() is True
