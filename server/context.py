@@ -949,13 +949,19 @@ def _cached_identifiers(doc: "Document", source: bytes) -> frozenset[bytes]:
     cache = doc.hints.get("identifier_sets")
     if cache is None:
         cache = doc.hints["identifier_sets"] = OrderedDict()
-    found = cache.get(source)
+    return _lru_lookup(cache, source, identifiers, _IDENTIFIER_CACHE_SIZE)
+
+
+def _lru_lookup(cache: OrderedDict, key, compute: Callable, limit: int):
+    """cache[key], computed with compute(key) on a miss; the least recently used entry goes
+    once the cache holds more than `limit`."""
+    found = cache.get(key)
     if found is None:
-        found = cache[source] = identifiers(source)
-        if len(cache) > _IDENTIFIER_CACHE_SIZE:
+        found = cache[key] = compute(key)
+        if len(cache) > limit:
             cache.popitem(last=False)
     else:
-        cache.move_to_end(source)
+        cache.move_to_end(key)
     return found
 
 
@@ -1066,18 +1072,7 @@ def _remembered_counts(doc: "Document", count: CountTokens) -> CountTokens:
     if cache is None or cache[0] is not owner:
         cache = doc.hints["token_counts"] = (owner, OrderedDict())
     counts: OrderedDict[str, int] = cache[1]
-
-    def remembered(text: str) -> int:
-        found = counts.get(text)
-        if found is None:
-            found = counts[text] = count(text)
-            if len(counts) > _COUNT_CACHE_SIZE:
-                counts.popitem(last=False)
-        else:
-            counts.move_to_end(text)
-        return found
-
-    return remembered
+    return lambda text: _lru_lookup(counts, text, count, _COUNT_CACHE_SIZE)
 
 
 def _fit_prefix_with_similar_function(doc: "Document", offset: int, count: CountTokens,

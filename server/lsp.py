@@ -407,7 +407,10 @@ def create_server(settings: Settings) -> CodeT5Server:
         except UnknownDocumentError as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
 
-    def function_at(doc, position):
+    async def function_at(doc, position):
+        """The function or method at `position`, or None. Awaits an out-of-date tree in
+        slices (Document.parse_cooperatively), so a long re-parse does not hold the loop."""
+        await doc.parse_cooperatively()
         try:
             definition = definition_at(doc, position)
         except InvalidPositionError as exc:
@@ -433,8 +436,7 @@ def create_server(settings: Settings) -> CodeT5Server:
     async def hover(ls: CodeT5Server, params: types.HoverParams):
         ls.summaries.note_activity()
         doc = document_or_error(ls, params.text_document.uri)
-        await doc.parse_cooperatively()
-        definition = function_at(doc, params.position)
+        definition = await function_at(doc, params.position)
         if definition is None:
             return None  # leave the hover to other language servers
         summary = await summarize(ls, definition)
@@ -456,8 +458,7 @@ def create_server(settings: Settings) -> CodeT5Server:
     async def code_action(ls: CodeT5Server, params: types.CodeActionParams):
         """Offer the action cheaply; the summary is computed on codeAction/resolve."""
         doc = document_or_error(ls, params.text_document.uri)
-        await doc.parse_cooperatively()
-        definition = function_at(doc, params.range.start)
+        definition = await function_at(doc, params.range.start)
         if definition is None or definition.docstring:
             return []
         return [types.CodeAction(
@@ -474,8 +475,7 @@ def create_server(settings: Settings) -> CodeT5Server:
             raise JsonRpcInvalidParams(str(exc)) from None
         position = types.Position(line=int(data.get("line", 0)),
                                   character=int(data.get("character", 0)))
-        await doc.parse_cooperatively()
-        definition = function_at(doc, position)
+        definition = await function_at(doc, position)
         if definition is None or definition.docstring or doc.version != data.get("version"):
             return action  # the document changed: nothing to insert
         summary = await summarize(ls, definition)
