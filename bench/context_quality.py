@@ -7,7 +7,12 @@ held-out files (code the labmodel never saw) about four times as densely, with i
 uses decoder mode in float32 (the exact reference numerics) at the server's budget, and gives a
 paired bootstrap confidence interval for each difference.
 
-    python -m bench.context_quality [--limit N] [--no-write]
+It also runs the last-N window at smaller budgets (SHORTER_BUDGETS) on the same cases. That
+answers the question behind the comparison: does the model make any use of text far from the
+cursor? If a 128-token window scores as well as the full budget, no choice of far context
+(imports, similar functions, scope headers) can move the figures beyond noise.
+
+    python -m bench.context_quality [--limit N] [--no-sweep] [--no-write]
 
 Writes bench/results/context-quality.{json,md}.
 """
@@ -19,6 +24,7 @@ import random
 import statistics
 import time
 from pathlib import Path
+from typing import Callable
 
 from bench import quality as Q
 from bench.cases import load_cases
@@ -27,6 +33,16 @@ DENSE_SEED = 5150
 DENSE_MID_LINE = 40
 DENSE_LINE_START = 20
 BOOTSTRAP_ROUNDS = 4000
+SHORTER_BUDGETS = (128, 256)  # last-N windows smaller than the budget, same cases
+
+
+def _last_n_within(budget: int) -> Callable:
+    """The last-N builder held to `budget` tokens whatever budget it is asked for."""
+    from codet5_lsp.server.context import last_n_tokens_context
+
+    def build(doc, position, count, _max_prefix_tokens, max_suffix_tokens):
+        return last_n_tokens_context(doc, position, count, budget, max_suffix_tokens)
+    return build
 
 
 def paired_bootstrap(a: list[float], b: list[float], rounds: int = BOOTSTRAP_ROUNDS,
@@ -43,7 +59,7 @@ def paired_bootstrap(a: list[float], b: list[float], rounds: int = BOOTSTRAP_ROU
             "share_of_resamples_higher": round(sum(m > 0 for m in means) / rounds, 3)}
 
 
-def run(limit: int | None, cache_dir: Path) -> dict:
+def run(limit: int | None, cache_dir: Path, sweep: bool = True) -> dict:
     from lsprotocol import types
 
     from codet5_lsp.inference.engine import CompletionEngine
@@ -53,6 +69,8 @@ def run(limit: int | None, cache_dir: Path) -> dict:
     builders, why = Q.context_builders()
     if builders is None:
         raise SystemExit(why)
+    if sweep:
+        builders.update({f"last_n_tokens@{n}": _last_n_within(n) for n in SHORTER_BUDGETS})
     cases = load_cases(DENSE_SEED, limit=limit, mid_line=DENSE_MID_LINE,
                        line_start=DENSE_LINE_START)
     started = time.perf_counter()
@@ -97,6 +115,13 @@ def run(limit: int | None, cache_dir: Path) -> dict:
             "exact_match": paired_bootstrap([float(p.exact) for p in base],
                                             [float(p.exact) for p in ours]),
         },
+        "shorter_last_n_minus_full": {
+            name: {"budget": int(name.split("@")[1]),
+                   "edit_similarity": paired_bootstrap([p.similarity for p in base],
+                                                       [p.similarity for p in preds]),
+                   "exact_match": paired_bootstrap([float(p.exact) for p in base],
+                                                   [float(p.exact) for p in preds])}
+            for name, preds in predictions.items() if "@" in name},
         "runtime_s": round(time.perf_counter() - started, 1),
     }
 
@@ -137,19 +162,42 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|",
         diff("edit similarity", "edit_similarity"),
         diff("exact match", "exact_match"),
+        *_sweep_lines(r),
         "",
         f"Runtime {r['runtime_s']} s (`python -m bench.context_quality`).",
         "",
     ])
 
 
+def _sweep_lines(r: dict) -> list[str]:
+    """How much of its window the model uses: last-N at smaller budgets vs the full one."""
+    sweep = r.get("shorter_last_n_minus_full") or {}
+    if not sweep:
+        return []
+    full = r["results"]["last_n_tokens"]
+    lines = ["", "Does the model use text far from the cursor? The last-N window at smaller "
+             "budgets, same cases, minus the full budget (paired bootstrap):", "",
+             "| last-N budget | exact match | edit similarity | edit sim. difference | "
+             "95% interval |", "|---|---|---|---|---|",
+             f"| {r['context_tokens']} (full) | {full['exact_match'] * 100:.1f}% | "
+             f"{full['edit_similarity']:.4f} | | |"]
+    for name, d in sorted(sweep.items(), key=lambda kv: kv[1]["budget"], reverse=True):
+        res, es = r["results"][name], d["edit_similarity"]
+        lines.append(f"| {d['budget']} | {res['exact_match'] * 100:.1f}% | "
+                     f"{res['edit_similarity']:.4f} | {es['mean_difference']:+.4f} | "
+                     f"[{es['ci95_low']:+.4f}, {es['ci95_high']:+.4f}] |")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="use only the first N cases")
     parser.add_argument("--cache-dir", type=Path, help="conversion cache (default: user cache)")
+    parser.add_argument("--no-sweep", action="store_true",
+                        help="skip the last-N runs at smaller budgets")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
-    results = run(args.limit, args.cache_dir or Q.bench_cache_dir())
+    results = run(args.limit, args.cache_dir or Q.bench_cache_dir(), sweep=not args.no_sweep)
     text = markdown(results)
     if not args.no_write:
         Q.write_results("context-quality", results, text)
