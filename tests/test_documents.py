@@ -334,10 +334,14 @@ def _big_module(functions: int = 600) -> str:
                    for i in range(functions))
 
 
-def _unclosed_paren_edit(text: str) -> tuple[types.Range, str]:
-    line = 5  # "    x = [a, b, 1]" of f1: an unclosed "(" makes error recovery reach far
-    return types.Range(start=types.Position(line=line, character=4),
-                       end=types.Position(line=line, character=4)), "y = h(\n"
+async def _big_module_with_unclosed_paren(store: DocumentStore):
+    """A parsed big module, then an unclosed "(" typed into f1 (version 2), its tree not yet
+    re-parsed: tree-sitter's error recovery then reaches far into the file."""
+    doc = store.open(URI, _big_module(), "python", 1)
+    await doc.parse_cooperatively()
+    at = types.Position(line=5, character=4)  # "    x = [a, b, 1]" of f1
+    return store.change(URI, 2, [types.TextDocumentContentChangePartial(
+        range=types.Range(start=at, end=at), text="y = h(\n")])
 
 
 async def _ticking(stop) -> int:
@@ -350,11 +354,7 @@ async def _ticking(stop) -> int:
 
 async def test_cooperative_parse_yields_to_the_loop_and_gives_the_fresh_tree():
     store = DocumentStore()
-    text = _big_module()
-    doc = store.open(URI, text, "python", 1)
-    await doc.parse_cooperatively()
-    rng, new = _unclosed_paren_edit(text)
-    doc = store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    doc = await _big_module_with_unclosed_paren(store)
     stop = asyncio.Event()
     ticker = asyncio.create_task(_ticking(stop))
     await asyncio.sleep(0)
@@ -369,11 +369,7 @@ async def test_cooperative_parse_yields_to_the_loop_and_gives_the_fresh_tree():
 
 async def test_edits_between_slices_restart_the_parse_on_the_new_text():
     store = DocumentStore()
-    text = _big_module()
-    doc = store.open(URI, text, "python", 1)
-    await doc.parse_cooperatively()
-    rng, new = _unclosed_paren_edit(text)
-    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    doc = await _big_module_with_unclosed_paren(store)
     typed = iter(")]} z")
     edits = []
 
@@ -396,10 +392,7 @@ async def test_edits_between_slices_restart_the_parse_on_the_new_text():
 
 async def test_synchronous_access_after_an_abandoned_cooperative_parse():
     store = DocumentStore()
-    doc = store.open(URI, _big_module(), "python", 1)
-    await doc.parse_cooperatively()
-    rng, new = _unclosed_paren_edit(doc.text)
-    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    doc = await _big_module_with_unclosed_paren(store)
     task = asyncio.create_task(doc.parse_cooperatively(slice_micros=100))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -415,10 +408,7 @@ async def test_synchronous_access_after_an_abandoned_cooperative_parse():
 async def test_a_parse_over_budget_finishes_in_the_background_and_tree_does_not_block():
     from codet5_lsp.server.context import build_completion_context
     store = DocumentStore()
-    doc = store.open(URI, _big_module(), "python", 1)
-    await doc.parse_cooperatively()
-    rng, new = _unclosed_paren_edit(doc.text)
-    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    doc = await _big_module_with_unclosed_paren(store)
     assert await doc.parse_cooperatively(slice_micros=100, budget_s=0) is None
     assert doc.parse_pending and doc.tree is None  # no synchronous parse behind our back
     ctx = build_completion_context(doc, types.Position(line=6, character=0),
@@ -434,10 +424,7 @@ async def test_a_parse_over_budget_finishes_in_the_background_and_tree_does_not_
 
 async def test_closing_a_document_stops_its_background_parse():
     store = DocumentStore()
-    doc = store.open(URI, _big_module(), "python", 1)
-    await doc.parse_cooperatively()
-    rng, new = _unclosed_paren_edit(doc.text)
-    store.change(URI, 2, [types.TextDocumentContentChangePartial(range=rng, text=new)])
+    doc = await _big_module_with_unclosed_paren(store)
     await doc.parse_cooperatively(slice_micros=100, budget_s=0)
     finisher = doc._finisher
     assert finisher is not None and not finisher.done()
