@@ -238,6 +238,217 @@ def transformers_reference(cases: list[Case], ours: dict[str, list[Prediction]])
     return out
 
 
+# -- token healing: the text as inserted, with and without ------------------------------------
+
+def inserted_line(text: str) -> str:
+    """The first line as it would be inserted: leading whitespace kept, trailing ignored."""
+    return text.split("\n", 1)[0].rstrip()
+
+
+def stray_whitespace(line: str, target: str) -> bool:
+    """The suggestion starts with a space or tab where the real text starts with code."""
+    return line[:1] in (" ", "\t") and target[:1] not in (" ", "\t")
+
+
+def paired_bootstrap(a: list[float], b: list[float], rounds: int = 2000,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """mean(a - b) and its 95% percentile interval over resampled cases (same cases)."""
+    import random
+
+    rng = random.Random(seed)
+    diffs = [x - y for x, y in zip(a, b)]
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(rounds))
+    return (round(sum(diffs) / n, 4), round(means[int(0.025 * rounds)], 4),
+            round(means[int(0.975 * rounds) - 1], 4))
+
+
+def server_context(case: Case):
+    """The post-processing context of a case, as the server builds it (line prefix/suffix,
+    next lines, cursor kind)."""
+    from codet5_lsp.server.context import CompletionContext
+
+    line_prefix = case.prefix.rsplit("\n", 1)[-1]
+    return CompletionContext(
+        prefix=case.prefix, suffix=case.suffix, line_prefix=line_prefix, line_suffix="",
+        next_lines="\n".join(case.suffix.split("\n")[1:4]), language_id="python",
+        cursor_kind="line_start" if not line_prefix.strip() else "mid_line")
+
+
+def healing_predictions(engine, cases: list[Case], heal: bool) -> list[dict]:
+    from codet5_lsp.inference.prompts import build_completion_request, line_stop_rule
+    from codet5_lsp.server.postprocess import postprocess
+
+    out = []
+    for case in cases:
+        request = build_completion_request(
+            "decoder", case.prefix, case.suffix, engine.tokenizer,
+            max_prefix_tokens=CONTEXT_TOKENS, max_suffix_tokens=0,
+            max_new_tokens=MAX_NEW_TOKENS, stop_rule=line_stop_rule,
+            healer=engine.healer if heal else None)
+        result = engine.generate(request)
+        target = case.target.rstrip()
+        raw = inserted_line(result.text)
+        shown = inserted_line(postprocess(result.text, server_context(case)) or "")
+        out.append({"raw": raw, "shown": shown, "target": target,
+                    "model_ms": result.model_ms, "passes": result.extra.get("passes", 1),
+                    "healed": bool(request.heal_tokens), "kind": case.kind})
+    return out
+
+
+def healing_summary(preds: list[dict], field: str) -> dict:
+    n = len(preds)
+    exact = [float(p[field] == p["target"]) for p in preds]
+    sim = [edit_similarity(p[field], p["target"]) for p in preds]
+    stray = [stray_whitespace(p[field], p["target"]) for p in preds]
+    return {"cases": n, "exact_match": round(sum(exact) / n, 4),
+            "edit_similarity": round(statistics.fmean(sim), 4),
+            "stray_leading_whitespace": round(sum(stray) / n, 4)}
+
+
+def compare_healing(engine, cases: list[Case]) -> dict:
+    """Decoder mode on the held-out cases, with and without token healing, in one run; the
+    text compared as it would be inserted (leading whitespace kept), raw from the model and
+    after the server's post-processing; paired bootstrap intervals of the difference."""
+    base = healing_predictions(engine, cases, heal=False)
+    healed = healing_predictions(engine, cases, heal=True)
+    out: dict = {"cases": len(cases),
+                 "healed_share": round(sum(p["healed"] for p in healed) / len(cases), 4)}
+    for field in ("raw", "shown"):
+        out[field] = {"no_healing": healing_summary(base, field),
+                      "healing": healing_summary(healed, field)}
+        for metric, fn in (("exact_match", lambda p: float(p[field] == p["target"])),
+                           ("edit_similarity", lambda p: edit_similarity(p[field], p["target"]))):
+            out[field][f"{metric}_difference"] = paired_bootstrap(
+                [fn(p) for p in healed], [fn(p) for p in base])
+    for kind in ("mid_line", "line_start"):
+        sub_b = [p for p in base if p["kind"] == kind]
+        sub_h = [p for p in healed if p["kind"] == kind]
+        if sub_b:
+            out.setdefault("by_kind", {})[kind] = {
+                "no_healing": healing_summary(sub_b, "raw"),
+                "healing": healing_summary(sub_h, "raw")}
+    out["examples"] = [{"target": b["target"], "no_healing": b["raw"], "healing": h["raw"]}
+                       for b, h in zip(base, healed) if b["raw"] != h["raw"]][:10]
+    return out
+
+
+def healing_latency(engine, cases: list[Case], policies: dict | None = None) -> dict:
+    """Model time per request (ms), no healing vs healing under each policy, same cases, in
+    one run (interleaved per case so machine noise hits all variants alike)."""
+    from codet5_lsp.inference.healing import HealingPolicy
+    from codet5_lsp.inference.prompts import build_completion_request, line_stop_rule
+
+    policies = policies or {
+        "healing (cpu policy)": HealingPolicy.for_device("cpu"),
+        "healing (greedy first, no word shortcut)": HealingPolicy(1, False),
+    }
+    timings: dict[str, list[float]] = {"no healing": [], **{k: [] for k in policies}}
+    passes: dict[str, list[int]] = {k: [] for k in policies}
+    saved = engine.healing_policy
+    try:
+        for case in cases:
+            for name in timings:
+                heal = name != "no healing"
+                if heal:
+                    engine.healing_policy = policies[name]
+                request = build_completion_request(
+                    "decoder", case.prefix, case.suffix, engine.tokenizer,
+                    max_prefix_tokens=CONTEXT_TOKENS, max_suffix_tokens=0,
+                    max_new_tokens=MAX_NEW_TOKENS, stop_rule=line_stop_rule,
+                    healer=engine.healer if heal else None)
+                started = time.perf_counter()
+                result = engine.generate(request)
+                timings[name].append((time.perf_counter() - started) * 1000)
+                if heal:
+                    passes[name].append(int(result.extra.get("passes", 1)))
+    finally:
+        engine.healing_policy = saved
+    base = percentile(timings["no healing"], 50)
+    out = {}
+    for name, values in timings.items():
+        p50 = percentile(values, 50)
+        out[name] = {"p50_ms": round(p50, 1), "p95_ms": round(percentile(values, 95), 1),
+                     "mean_ms": round(statistics.fmean(values), 1),
+                     "p50_ratio": round(p50 / base, 2)}
+        if name in passes:
+            out[name]["mean_passes"] = round(statistics.fmean(passes[name]), 2)
+            out[name]["one_pass_share"] = round(
+                sum(p == 1 for p in passes[name]) / len(passes[name]), 3)
+    return out
+
+
+def run_healing(limit: int | None, cache_dir: Path, latency_cases: int) -> dict:
+    """The healing section alone (quality in float32, latency in the CPU default int8)."""
+    from codet5_lsp.inference.engine import CompletionEngine
+    from codet5_lsp.inference.models import resolve_model
+
+    cases = load_cases(limit=limit)
+    started = time.perf_counter()
+    out: dict = {"device": cpu_description(), "model": "labmodel", "cases": len(cases)}
+    files = resolve_model(str(LABMODEL), quantization="float32", cache_dir=cache_dir)
+    engine = CompletionEngine(files, device="cpu", compute_type="float32")
+    try:
+        out["quality_float32"] = compare_healing(engine, cases)
+    finally:
+        engine.close()
+    files = resolve_model(str(LABMODEL), quantization="int8", cache_dir=cache_dir)
+    engine = CompletionEngine(files, device="cpu", compute_type="int8")
+    try:
+        out["latency_int8_labmodel"] = healing_latency(engine, cases[:latency_cases])
+    finally:
+        engine.close()
+    out["runtime_s"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def healing_markdown(h: dict) -> str:
+    q = h["quality_float32"]
+    lines = [
+        "## Token healing: the text as inserted, with and without (float32, decoder mode)",
+        "",
+        f"{q['cases']} held-out cases; healing backed off the prompt's tail in "
+        f"{q['healed_share']:.0%} of them. Compared as inserted: leading whitespace kept, "
+        "trailing ignored. *Raw*: the model's first line; *shown*: after the server's "
+        "post-processing (which also caps an indent deeper than the block needs). Differences "
+        "are healing minus no healing, with 95% paired-bootstrap intervals.",
+        "",
+        "| text | variant | exact match | edit similarity | stray leading whitespace |",
+        "|---|---|---|---|---|",
+    ]
+    for field in ("raw", "shown"):
+        for variant in ("no_healing", "healing"):
+            s = q[field][variant]
+            lines.append(f"| {field} | {variant.replace('_', ' ')} | {s['exact_match']:.1%} | "
+                         f"{s['edit_similarity']:.3f} | {s['stray_leading_whitespace']:.1%} |")
+    lines.append("")
+    for field in ("raw", "shown"):
+        em, es = q[field]["exact_match_difference"], q[field]["edit_similarity_difference"]
+        lines.append(f"- {field}: exact match {em[0]:+.1%} [{em[1]:+.1%}, {em[2]:+.1%}], "
+                     f"edit similarity {es[0]:+.4f} [{es[1]:+.4f}, {es[2]:+.4f}]")
+    lines += ["", "| kind | no healing EM / ES / stray | healing EM / ES / stray |",
+              "|---|---|---|"]
+    for kind, d in q.get("by_kind", {}).items():
+        a, b = d["no_healing"], d["healing"]
+        lines.append(f"| {kind} | {a['exact_match']:.1%} / {a['edit_similarity']:.3f} / "
+                     f"{a['stray_leading_whitespace']:.1%} | {b['exact_match']:.1%} / "
+                     f"{b['edit_similarity']:.3f} / {b['stray_leading_whitespace']:.1%} |")
+    lat = h["latency_int8_labmodel"]
+    lines += ["", "### Cost on CPU (labmodel int8, model time per request, same cases, "
+              "interleaved)", "", "| variant | p50 ms | p95 ms | mean ms | p50 ratio | "
+              "mean passes | one-pass share |", "|---|---|---|---|---|---|---|"]
+    for name, s in lat.items():
+        lines.append(f"| {name} | {s['p50_ms']} | {s['p95_ms']} | {s['mean_ms']} | "
+                     f"{s['p50_ratio']} | {s.get('mean_passes', 1)} | "
+                     f"{s.get('one_pass_share', 1.0)} |")
+    lines += ["", "| target | no healing | healing |", "|---|---|---|"]
+    for ex in q["examples"]:
+        cells = [ex["target"], ex["no_healing"], ex["healing"]]
+        lines.append("| " + " | ".join("`" + c.replace("|", "\\|").replace("`", "'") + "`"
+                                       for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def run(limit: int | None, cache_dir: Path) -> dict:
     from codet5_lsp.inference.engine import CompletionEngine
     from codet5_lsp.inference.models import resolve_model
@@ -340,7 +551,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="use only the first N cases")
     parser.add_argument("--cache-dir", type=Path, help="conversion cache (default: user cache)")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    parser.add_argument("--healing-only", action="store_true",
+                        help="only the token-healing section (quality_healing.{json,md})")
+    parser.add_argument("--latency-cases", type=int, default=60,
+                        help="cases timed per variant in the healing section")
     args = parser.parse_args(argv)
+    if args.healing_only:
+        healing = run_healing(args.limit, args.cache_dir or bench_cache_dir(),
+                              args.latency_cases)
+        text = (f"# Token healing: labmodel on held-out code\n\nDevice: {healing['device']}. "
+                f"Run time {healing['runtime_s']} s.\n\n" + healing_markdown(healing))
+        if not args.no_write:
+            write_results("quality-healing", healing, text)
+        print(text)
+        return 0
     results = run(args.limit, args.cache_dir or bench_cache_dir())
     text = markdown(results)
     if not args.no_write:

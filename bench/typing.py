@@ -19,6 +19,20 @@ Reported per run: requests, answered (result) / cancelled, share answered from t
 cache (the suggestion id starts with "c"; also the server's own ``cacheHits``), model calls
 (``codet5.debugStats`` command: ``modelCalls``), requests with a suggestion, and the latency
 (request sent -> response) p50/p95 of the answered requests and of those with a suggestion.
+
+``python -m bench.typing --replay [--quick]`` instead replays the typing of held-out files with
+a simulated person, and writes ``bench/results/typing-replay.json`` and ``.md``: after every
+keystroke the client asks for a suggestion (cancelling the previous request, as VS Code does;
+server defaults otherwise). A suggestion that arrives before the next keystroke is *shown*: the
+person reads it for 0.5-1 s, accepts it (didChange + the item's ``codet5.accepted`` command)
+when it matches the real next text, and otherwise types on. Enter inserts the next line's
+indentation (auto-indent). The same script runs with and without speculation, for the labmodel
+and the random-weight codet5p-220m shape (which never matches real text: it shows what
+speculation costs when nothing is accepted). Reported: the share of shown suggestions that did
+not wait for the model (served from the type-through cache or a speculation), perceived latency
+p50/p95 (keystroke -> suggestion shown), model calls per accepted line, the latency of requests
+that did need a model call (p50/p95: speculation must not slow them), and the engine time spent
+on speculation that was never served (``discardedSpeculativeMs``).
 """
 
 from __future__ import annotations
@@ -212,6 +226,267 @@ def run_session(model_folder: Path, device: str, compute_type: str, prefix_text:
         client.close()
 
 
+# ---- replay with a simulated person -------------------------------------------------------------
+
+READ_S = (0.5, 1.0)  # how long the person reads a suggestion before deciding
+REPLAY_REGIONS = (("server__pipeline.py.txt", 96), ("server__typethrough.py.txt", 60),
+                  ("inference__engine.py.txt", 180))
+
+
+def typing_units(text: str) -> list[str]:
+    """What one keystroke inserts while typing `text`: a character, or Enter with the next
+    line's indentation (auto-indent)."""
+    units: list[str] = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\n":
+            j = i + 1
+            while j < len(text) and text[j] == " ":
+                j += 1
+            units.append(text[i:j])
+            i = j
+        else:
+            units.append(text[i])
+            i += 1
+    return units
+
+
+def _key_delay(rng: random.Random, unit: str) -> float:
+    if unit.startswith("\n"):
+        pause = rng.uniform(0.4, 1.2) if rng.random() < 0.3 else 0.0
+        return min(0.6, max(0.05, rng.lognormvariate(-2.0, 0.4))) + pause
+    delay = min(0.6, max(0.03, rng.lognormvariate(-2.2, 0.45)))
+    return delay * 1.3 if unit in " (.," else delay
+
+
+def replay_session(model_folder: Path, prefix_text: str, target: str, *, speculation: bool,
+                   intra_threads: int, max_new_tokens: int, seed: int = SEED) -> dict:
+    """Type `target` after `prefix_text` as a person who reads and accepts (module doc)."""
+    rng = random.Random(seed)
+    state_dir = Path(tempfile.mkdtemp(prefix="codet5-bench-replay-"))
+    client = Client(["--model", str(model_folder), "--device", "cpu", "--compute-type", "int8"],
+                    state_dir)
+    options: dict[str, Any] = {"requestTimeoutMs": 600_000, "maxNewTokens": max_new_tokens,
+                               "summariesEnabled": False, "intraThreads": intra_threads,
+                               "speculation": speculation}
+    shown: list[dict] = []
+    model_answered: list[float] = []  # ms of answered requests that needed a model call
+    accepted = 0
+    try:
+        client.call("initialize", {"processId": os.getpid(), "rootUri": None,
+                                   "capabilities": {}, "initializationOptions": options})
+        client.notify("initialized", {})
+        if not client.wait(lambda: client.statuses and client.statuses[-1]["state"] in
+                           ("ready", "error"), 300):
+            raise TimeoutError("model not ready")
+        if client.statuses[-1]["state"] != "ready":
+            raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
+        uri = "file:///bench/replay.py"
+        text = prefix_text
+        client.notify("textDocument/didOpen", {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": text}})
+        client.call("textDocument/inlineCompletion", _params(uri, *_line_col(text)))  # warm-up
+        before = client.call("workspace/executeCommand",
+                             {"command": "codet5.debugStats"})["result"]
+        version = 1
+        pos = 0  # characters of `target` in the document
+        sent: dict[int, float] = {}
+        previous: int | None = None
+
+        def edit(inserted: str) -> float:
+            nonlocal text, version, previous
+            line, character = _line_col(text)
+            version += 1
+            client.notify("textDocument/didChange", {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"range": {"start": {"line": line, "character": character},
+                                              "end": {"line": line, "character": character}},
+                                    "text": inserted}]})
+            text += inserted
+            now = time.perf_counter()
+            if previous is not None and previous not in client.responses:
+                client.notify("$/cancelRequest", {"id": previous})
+            previous = client.request("textDocument/inlineCompletion",
+                                      _params(uri, *_line_col(text)))
+            sent[previous] = now
+            return now
+
+        units = typing_units(target)
+        edit(units[0])
+        pos = len(units[0])
+        while pos < len(target):
+            unit = typing_units(target[pos:])[0]
+            due = time.perf_counter() + _key_delay(rng, unit)
+            msg_id = previous
+            assert msg_id is not None
+            client.wait(lambda m=msg_id: m in client.responses, max(0.0, due - time.perf_counter()))
+            item = _first_item(client, msg_id)
+            if item is not None:
+                at, _reply = client.responses[msg_id]
+                suggestion = item["insertText"]
+                shown.append({"ms": (at - sent[msg_id]) * 1000,
+                              "from_cache": str(item["command"]["arguments"][0]).startswith("c")})
+                time.sleep(rng.uniform(*READ_S))
+                if target[pos:].startswith(suggestion):
+                    edit(suggestion)
+                    client.call("workspace/executeCommand", {
+                        "command": item["command"]["command"],
+                        "arguments": item["command"]["arguments"]})
+                    pos += len(suggestion)
+                    accepted += 1
+                    continue
+                due = time.perf_counter()
+            time.sleep(max(0.0, due - time.perf_counter()))
+            edit(unit)
+            pos += len(unit)
+        client.wait(lambda: all(i in client.responses for i in sent), 600)
+        for msg_id, start in sent.items():
+            at, reply = client.responses.get(msg_id, (None, {}))
+            items = ((reply.get("result") or {}).get("items")) or [] if at else []
+            if items and str(items[0]["command"]["arguments"][0]).startswith("s"):
+                model_answered.append((at - start) * 1000)
+        after = client.call("workspace/executeCommand",
+                            {"command": "codet5.debugStats"})["result"]
+    finally:
+        client.close()
+    calls = after["modelCalls"] - before["modelCalls"]
+    spec_calls = after.get("speculativeModelCalls", 0) - before.get("speculativeModelCalls", 0)
+    ms = [s["ms"] for s in shown]
+    return {
+        "requests": len(sent), "shown": len(shown),
+        "shown_without_model_wait": sum(s["from_cache"] for s in shown),
+        "share_without_model_wait": round(sum(s["from_cache"] for s in shown) / len(shown), 3)
+        if shown else None,
+        "perceived_p50_ms": _r(percentile(ms, 50)), "perceived_p95_ms": _r(percentile(ms, 95)),
+        "accepted_lines": accepted,
+        "model_calls": calls, "speculative_model_calls": spec_calls,
+        "model_calls_per_accepted_line": round(calls / accepted, 2) if accepted else None,
+        "all_calls_per_accepted_line": round((calls + spec_calls) / accepted, 2)
+        if accepted else None,
+        "model_request_p50_ms": _r(percentile(model_answered, 50)),
+        "model_request_p95_ms": _r(percentile(model_answered, 95)),
+        "speculative_ms": after.get("speculativeMs", 0.0),
+        "discarded_speculative_ms": after.get("discardedSpeculativeMs", 0.0),
+        "speculation_hits": after.get("speculationHits", 0),
+        "speculation_waits": after.get("speculationWaits", 0),
+        "shown_ms": [round(x, 1) for x in ms], "model_request_ms": [round(x, 1)
+                                                                   for x in model_answered],
+    }
+
+
+def _line_col(text: str) -> tuple[int, int]:
+    line = text.count("\n")
+    last = text[text.rfind("\n") + 1:]
+    return line, len(last.encode("utf-16-le")) // 2
+
+
+def _first_item(client: Client, msg_id: int) -> dict | None:
+    if msg_id not in client.responses:
+        return None
+    reply = client.responses[msg_id][1]
+    items = ((reply.get("result") or {}).get("items")) or []
+    return items[0] if items and items[0].get("insertText") else None
+
+
+def replay_markdown(report: dict) -> str:
+    keys = [("requests", "completion requests"), ("shown", "suggestions shown"),
+            ("share_without_model_wait", "share shown without waiting for the model"),
+            ("perceived_p50_ms", "perceived latency p50 (ms), keystroke -> shown"),
+            ("perceived_p95_ms", "perceived latency p95 (ms)"),
+            ("accepted_lines", "suggestions accepted"),
+            ("model_calls", "model calls (requests)"),
+            ("speculative_model_calls", "speculative model calls"),
+            ("model_calls_per_accepted_line", "request model calls / accepted"),
+            ("all_calls_per_accepted_line", "all model calls / accepted"),
+            ("model_request_p50_ms", "requests needing a model call: p50 (ms)"),
+            ("model_request_p95_ms", "requests needing a model call: p95 (ms)"),
+            ("speculative_ms", "engine ms on speculation"),
+            ("discarded_speculative_ms", "engine ms on discarded speculation"),
+            ("speculation_hits", "requests served from a speculation"),
+            ("speculation_waits", "requests that waited for a running speculation")]
+    out = [f"# Typing replay with a simulated person ({report['device']})", "",
+           f"Run {report['started']} ({report['runtime_s']} s); load average at start "
+           f"{report['load_average']}. Regions typed: {report['regions']}; int8, maxNewTokens "
+           f"{report['max_new_tokens']}, intraThreads {report['intra_threads']}; the person "
+           f"reads a shown suggestion {READ_S[0]}-{READ_S[1]} s, accepts it when it matches "
+           "the real next text, else types on (same seed for every run).", ""]
+    names = list(report["runs"])
+    out += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key, label in keys:
+        out.append(f"| {label} | " + " | ".join(str(report["runs"][n].get(key)) for n in names)
+                   + " |")
+    out += ["", "Engine ms are the engine thread's wall time per generation (with intraThreads "
+            "1, about one core's CPU time). The 220m shape has random weights: nothing it "
+            "suggests matches, so its runs show the cost side only.", ""]
+    return "\n".join(out)
+
+
+def run_replay(args) -> int:
+    from codet5_lsp.inference.models import resolve_model
+
+    started = time.perf_counter()
+    models = {"labmodel": resolve_model(str(LABMODEL), quantization="int8_float32").folder}
+    if not args.no_shape:
+        from bench.quality import bench_cache_dir
+        from bench.speculation import shape_folder
+
+        models["220m-shape"] = shape_folder(bench_cache_dir())
+    lines = 6 if args.quick else args.lines
+    regions = REPLAY_REGIONS[:1] if args.quick else REPLAY_REGIONS[:args.regions]
+    report: dict[str, Any] = {
+        "device": device_description("cpu"), "regions": [f"{f}:{s}+{lines}" for f, s in regions],
+        "max_new_tokens": args.max_new_tokens, "intra_threads": args.intra_threads,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": [round(x, 2) for x in os.getloadavg()], "runs": {}}
+    for name, folder in models.items():
+        for speculation in (False, True):
+            run = f"{name} {'speculation' if speculation else 'no speculation'}"
+            parts = []
+            # the random-weight shape never matches: one region shows its cost
+            for file, start in (regions if name == "labmodel" else regions[:1]):
+                source = (HELDOUT / file).read_text().split("\n")
+                prefix_text = "\n".join(source[:start - 1]) + "\n"
+                target = "\n".join(source[start - 1:start - 1 + lines])
+                print(f"[replay] {run}: {file}:{start}", flush=True)
+                parts.append(replay_session(folder, prefix_text, target, speculation=speculation,
+                                            intra_threads=args.intra_threads,
+                                            max_new_tokens=args.max_new_tokens))
+            report["runs"][run] = _merge(parts)
+            print(json.dumps(report["runs"][run]), flush=True)
+    report["runtime_s"] = round(time.perf_counter() - started, 1)
+    text = replay_markdown(report)
+    print(text)
+    if not args.no_write:
+        write_results("typing-replay", report, text)
+    return 0
+
+
+def _merge(parts: list[dict]) -> dict:
+    """Sums over regions; ratios and percentiles recomputed where the parts allow."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {}
+    for key in ("requests", "shown", "shown_without_model_wait", "accepted_lines", "model_calls",
+                "speculative_model_calls", "speculation_hits", "speculation_waits"):
+        out[key] = sum(p[key] for p in parts)
+    for key in ("speculative_ms", "discarded_speculative_ms"):
+        out[key] = round(sum(p[key] for p in parts), 1)
+    out["share_without_model_wait"] = round(out["shown_without_model_wait"] / out["shown"], 3) \
+        if out["shown"] else None
+    acc = out["accepted_lines"]
+    out["model_calls_per_accepted_line"] = round(out["model_calls"] / acc, 2) if acc else None
+    out["all_calls_per_accepted_line"] = round(
+        (out["model_calls"] + out["speculative_model_calls"]) / acc, 2) if acc else None
+    shown = [x for p in parts for x in p["shown_ms"]]
+    model = [x for p in parts for x in p["model_request_ms"]]
+    out["perceived_p50_ms"] = _r(percentile(shown, 50))
+    out["perceived_p95_ms"] = _r(percentile(shown, 95))
+    out["model_request_p50_ms"] = _r(percentile(model, 50))
+    out["model_request_p95_ms"] = _r(percentile(model, 95))
+    out["per_region"] = parts
+    return out
+
+
 def _params(uri: str, line: int, character: int) -> dict:
     return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
             "context": {"triggerKind": 2}}
@@ -321,7 +596,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="CTranslate2 threads (0: the server's default). 1 by default: on "
                         "a busy 2-core machine 2 threads stall generation for seconds")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--replay", action="store_true",
+                        help="replay held-out typing with a simulated person, with and without "
+                        "speculation (bench/results/typing-replay.*)")
+    parser.add_argument("--quick", action="store_true", help="--replay: one region, 6 lines")
+    parser.add_argument("--regions", type=int, default=len(REPLAY_REGIONS),
+                        help="--replay: how many held-out regions to type")
+    parser.add_argument("--no-shape", action="store_true",
+                        help="--replay: the labmodel only (no 220m-shaped model)")
     args = parser.parse_args(argv)
+    if args.replay:
+        return run_replay(args)
     compute_type = args.compute_type or ("int8" if args.device == "cpu" else "bfloat16")
     if args.model:
         model_folder = Path(args.model)

@@ -5,19 +5,24 @@ CTranslate2 4.8.5 converts Hugging Face folders by their config class (``T5Confi
 that it does not know, so this module rewrites them into standard folders first:
 
 * ``Salesforce/codet5p-2b`` / ``-6b`` / ``-16b`` (``CodeT5pEncoderDecoderModel``): only the
-  decoder is kept. It is a CodeGen causal LM plus cross-attention in its last block(s); the
-  cross-attention only runs when encoder states are passed, so without it the decoder is a
-  plain ``CodeGenForCausalLM`` (served through ``ctranslate2.Generator``) -- see
-  :func:`extract_codegen_decoder`.
+  decoder is kept. It is a CodeGen causal LM plus one cross-attention block (in its last
+  layer); the cross-attention only runs when encoder states are passed, so without it the
+  decoder is a plain ``CodeGenForCausalLM`` (served through ``ctranslate2.Generator``) -- see
+  :func:`extract_codegen_decoder`. What that decoder is: CodeT5+ training froze the decoder
+  except its cross-attention (``freeze_decoder_except_xattn_codegen`` in the authors'
+  instruct_tune_codet5p.py; the paper's "frozen off-the-shelf LLMs"), so the decoder used
+  alone is, as far as the published code shows, the CodeGen-mono decoder it started from;
+  what CodeT5+ training (and instructcodet5p-16b's instruction tuning) added lives in the
+  encoder and cross-attention that decoder-only use drops.
 * ``Salesforce/codet5p-220m-bimodal`` (``CodeT5pBimodalModel``): a T5 encoder-decoder with an
   extra contrastive projection (``proj``) and a text-code matching head (``itm_head``). Dropping
   those two leaves a plain ``T5ForConditionalGeneration`` (served through
   ``ctranslate2.Translator``) -- see :func:`bimodal_to_t5`.
 
-Real checkpoints could not be downloaded when this was written; the tensor names and config
-keys below follow the published model code as remembered, and every rule is strict (exact names,
-clear errors naming what is missing or unexpected) so that a different real layout fails loudly
-instead of producing a silently broken model. ``docs/checkpoints.md`` lists the assumptions.
+Real weights were not downloaded; the tensor names and config keys below follow the published
+configs and remote-code files (checked 2026-11-30, docs/checkpoints.md), and every rule is
+strict (exact names, clear errors naming what is missing or unexpected) so that a different
+real layout fails loudly instead of producing a silently broken model.
 
 Only ``safetensors`` and ``torch`` are needed (both part of the ``convert`` extra); tensors are
 streamed shard by shard so that a 16B checkpoint never has to fit in memory twice.
@@ -96,9 +101,11 @@ def detect_checkpoint_kind(config: Mapping[str, Any]) -> str:
       ``codet5p_bimodal`` model_type): run :func:`bimodal_to_t5` first.
     * ``"codegen"`` -- plain ``CodeGenForCausalLM`` (e.g. an already extracted decoder).
 
-    The architecture name wins over model_type because the bimodal checkpoint's config derives
-    from ``T5Config`` and may carry ``model_type`` "t5". Anything else (e.g. the encoder-only
-    codet5p-110m-embedding) raises :class:`UnsupportedCheckpointError`.
+    The architecture name wins over model_type, so that a bimodal checkpoint re-saved with
+    ``model_type`` "t5" is still recognised (the published config says ``codet5p_bimodal``
+    and derives from ``PretrainedConfig``). Anything else (e.g. the encoder-only
+    codet5p-110m-embedding: ``CodeT5p_Embedding``, ``codet5p_embedding``) raises
+    :class:`UnsupportedCheckpointError`.
     """
     model_type = str(config.get("model_type", "") or "")
     architectures = [str(a) for a in (config.get("architectures") or [])]
@@ -344,11 +351,13 @@ def _codegen_config_from_decoder(config: Mapping[str, Any], dtype: torch.dtype |
     if missing:
         raise CheckpointLayoutError(f"decoder sub-config lacks CodeGen keys: {', '.join(missing)}")
     out: dict[str, Any] = {key: decoder[key] for key in _CODEGEN_CONFIG_KEYS if key in decoder}
-    # Special ids: decoder sub-config first, then the top-level config, then CodeGen's default.
-    for key in ("bos_token_id", "eos_token_id"):
-        out[key] = decoder.get(key, config.get(key, _CODEGEN_DEFAULT_EOS))
-        if out[key] is None:
-            out[key] = _CODEGEN_DEFAULT_EOS
+    # Special ids: CodeGen uses <|endoftext|> (50256) as both bos and eos. The published
+    # decoder sub-config says eos 50256 but bos 1 (a T5 leftover, and "!" in CodeGen's
+    # vocabulary): bos is written equal to eos, never copied.
+    eos = decoder.get("eos_token_id", config.get("eos_token_id"))
+    if not isinstance(eos, int):
+        eos = _CODEGEN_DEFAULT_EOS
+    out["bos_token_id"] = out["eos_token_id"] = eos
     if out.get("pad_token_id") is None and config.get("pad_token_id") is not None:
         out["pad_token_id"] = config["pad_token_id"]
     out.update(
@@ -372,15 +381,18 @@ def extract_codegen_decoder(
     1. ``config.json``: the ``decoder`` sub-config (model_type ``codet5p_module``, CodeGen
        fields) is copied key by key for the CodeGen keys in ``_CODEGEN_CONFIG_KEYS``;
        ``model_type`` becomes ``codegen``, ``architectures`` ``["CodeGenForCausalLM"]``,
-       ``tie_word_embeddings`` false, ``dtype`` that of the stored tensors. bos/eos come from the
-       decoder sub-config, else the top-level config, else 50256. ``head_dim``,
+       ``tie_word_embeddings`` false, ``dtype`` that of the stored tensors. eos comes from the
+       decoder sub-config, else the top-level config, else 50256, and bos is set equal to it
+       (the published sub-config's bos 1 is not CodeGen's). ``head_dim``,
        ``add_cross_attention``, ``is_decoder`` and remote-code keys are not copied.
     2. Weights: only tensors named ``decoder.<rest>`` are read; ``<rest>`` is written unchanged.
-       Dropped: every ``encoder.*`` and other top-level tensor (e.g. ``enc_to_dec_proj``), every
-       decoder tensor with a name part matching ``cross``/``enc_dec``/``enc_to_dec``
-       (``crossattention.*``, ``ln_cross_attn.*``: they only run when encoder states are given,
-       so decoder-only generation never touches them) and persisted attention buffers
-       (``attn.causal_mask``, ``attn.bias``, ``attn.masked_bias``). What remains must be exactly
+       Dropped: every ``encoder.*`` tensor (``encoder.wte``, ``encoder.h.N.*``,
+       ``encoder.ln_f``: no ``transformer.`` there) and other top-level tensor
+       (``enc_to_dec_proj``), every decoder tensor with a name part matching
+       ``cross``/``enc_dec``/``enc_to_dec`` (the last block's ``crossattention.q_attn``,
+       ``.qkv_proj`` (2*n_embd rows), ``.out_proj`` and ``.causal_mask``: they only run when
+       encoder states are given, so decoder-only generation never touches them) and persisted
+       attention buffers (``attn.causal_mask``, ``attn.bias``, ``attn.masked_bias``). What remains must be exactly
        :func:`codegen_parameter_names` for ``n_layer``; a missing or unexpected tensor raises
        :class:`CheckpointLayoutError` naming it, before anything is written.
     3. Tensors keep their dtype and are streamed: one source shard open at a time, at most
@@ -445,7 +457,7 @@ def extract_codegen_decoder(
 # codet5p-220m-bimodal  ->  T5ForConditionalGeneration
 # --------------------------------------------------------------------------------------------
 
-#: T5 config keys copied from the bimodal config (which derives from ``T5Config``).
+#: T5 config keys copied from the bimodal config (a ``PretrainedConfig`` with T5's shape keys).
 _T5_CONFIG_KEYS: tuple[str, ...] = (
     "vocab_size",
     "d_model",
@@ -528,8 +540,8 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
     source tensor                               written as
     ==========================================  ==========================================
     ``shared.weight``                           ``shared.weight``
-    (``encoder.embed_tokens.weight`` when        ``shared.weight``
-    ``shared.weight`` is absent)
+    (else ``encoder.embed_tokens.weight``,      ``shared.weight``
+    else ``decoder.embed_tokens.weight``)
     ``encoder.embed_tokens.weight``,            dropped -- must equal the shared embedding
     ``decoder.embed_tokens.weight``             (T5 ties them), else an error
     ``encoder.block.N.layer.*``,                same name
@@ -542,7 +554,8 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
     ``itm_head.weight``/``.bias``               dropped (text-code matching head)
     ==========================================  ==========================================
 
-    Encoder/decoder stack names must be exactly those of :func:`t5_parameter_names` for the
+    The published config derives from ``PretrainedConfig`` (model_type ``codet5p_bimodal``) but
+    carries T5's shape keys. Encoder/decoder stack names must be exactly those of :func:`t5_parameter_names` for the
     config's ``num_layers``/``num_decoder_layers``/``feed_forward_proj``; anything missing or left
     over raises :class:`CheckpointLayoutError` naming the tensors.
 
@@ -581,9 +594,11 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
         elif not _BIMODAL_DROPPED.match(name):
             unexpected.append(name)
     missing = sorted(stack_names - present)
-    embedding_source = next((n for n in ("shared.weight", "encoder.embed_tokens.weight") if n in present), None)
+    # Which one the published .bin stores is not documented (the class lists
+    # encoder.embed_tokens.weight as an authorized missing key): any of the three will do.
+    embedding_source = next((n for n in _EMBEDDING_NAMES if n in present), None)
     if embedding_source is None:
-        missing.append("shared.weight (or encoder.embed_tokens.weight)")
+        missing.append("shared.weight (or encoder.embed_tokens.weight, decoder.embed_tokens.weight)")
     if not tied and "lm_head.weight" not in present:
         missing.append("lm_head.weight (config has tie_word_embeddings=false)")
     if missing or unexpected:

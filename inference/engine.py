@@ -27,6 +27,7 @@ import ctranslate2
 
 from codet5_lsp.inference.generation import (BACKGROUND_PRIORITY, GenerationRequest,
                                               GenerationResult)
+from codet5_lsp.inference.healing import HealingPolicy, TokenHealer, consistent, covers
 from codet5_lsp.inference.models import ModelError, ModelFiles
 from codet5_lsp.inference.tokenizer import CodeTokenizer
 
@@ -248,6 +249,8 @@ class CompletionEngine:
         self.compute_type = default_compute_type(self.device) if compute_type == "auto" else compute_type
         self.max_batch = max_batch
         self.tokenizer = CodeTokenizer(model.tokenizer_file)
+        self.healer = TokenHealer(self.tokenizer)
+        self.healing_policy = HealingPolicy.for_device(self.device)
         if intra_threads <= 0:
             # All cores up to ctranslate2's default of 4: on 2 cores a second thread makes a
             # 220m-shaped completion 1.2x faster when idle and costs ~3% with another process
@@ -381,8 +384,8 @@ class CompletionEngine:
                         URGENT_WORK.busy or self._more_urgent_waiting(job.priority)):
                     self._preempt.set()
             try:
-                results = self._generate_batch([j.request for j in live], [j.cancel for j in live],
-                                               self._preempt)
+                results = self._generate_batch([j.request for j in live],
+                                               [j.cancel for j in live], self._preempt)
             except Exception as exc:  # engine errors must never kill the worker
                 log.exception("generation failed")
                 err = EngineError(f"generation failed: {type(exc).__name__}: {exc}")
@@ -424,8 +427,12 @@ class CompletionEngine:
                 others.append(job)
                 break
             r, f = job.request, first.request
+            # One-pass prefixes (return_alternatives) are not merged: ctranslate2 decodes such
+            # a batch one example after another (no gain) and reports every example's tokens
+            # to the callback as batch 0, so stop rules would cut the wrong request.
             if (r.mode == f.mode and len(r.decoder_prefix) == len(f.decoder_prefix)
-                    and r.priority == f.priority):
+                    and r.priority == f.priority and _plain(r) and _plain(f)
+                    and not self._one_pass(f)):
                 taken.append(job)
             else:
                 others.append(job)
@@ -436,7 +443,10 @@ class CompletionEngine:
     def _generate_batch(self, requests: list[GenerationRequest],
                         cancels: list[threading.Event],
                         preempt: threading.Event | None = None) -> list[GenerationResult | None]:
-        """Run one batch; a None result means the request was preempted (run it again)."""
+        """Run one batch; a None result means the request was preempted (run it again).
+        A healed or n-best request runs alone (`_compatible_waiting`), by `_generate_healed`."""
+        if len(requests) == 1 and not _plain(requests[0]):
+            return [self._generate_healed(requests[0], cancels[0], preempt)]
         start = time.perf_counter()
         prefix_len = len(requests[0].decoder_prefix)
         max_new = max(r.max_new_tokens for r in requests)
@@ -501,6 +511,216 @@ class CompletionEngine:
                                             extra={"batch_size": len(requests)}))
         return results
 
+    # -- token healing and n-best ----------------------------------------------------------
+
+    def _generate_healed(self, request: GenerationRequest, cancel: threading.Event,
+                         preempt: threading.Event | None) -> GenerationResult | None:
+        """Constrained greedy decoding for a healed prompt, and n-best alternatives.
+
+        Exactly what greedy decoding gives when, until the backed-off text is reproduced, each
+        step takes the best token *consistent* with it (`healing.consistent`), and afterwards
+        the best token. The cheapest exact way found with ctranslate2 4.8.5 (no logits
+        processors; `return_logits_vocab` is empty in the one-pass prefix path):
+
+        1. *First pass* (unless the policy constrains word fragments first): the backed-off
+           prompt in one pass, with `return_alternatives` giving the top-K first tokens, each
+           continued greedily in one batch. Alternatives come best first, so the first one
+           whose first token is consistent holds the constrained choice; when its text covers
+           the backed-off text, every later token was unconstrained: exact in one pass.
+        2. Otherwise, *constrained steps*: one new token with every inconsistent token
+           suppressed (`suppress_sequences`, harmless for a single step), repeated while the
+           chosen token covers only part of the text; then one pass continues from there.
+
+        Costs per device: bench/results/quality-healing.md and HealingPolicy.
+        """
+        start = time.perf_counter()
+        heal = list(request.heal_tokens)
+        removed = "".join(heal)
+        removed_text = self.tokenizer.decode_tokens(heal) if heal else ""
+        prefix = list(request.decoder_prefix)
+        wanted = max(1, request.alternatives)
+        policy = self.healing_policy
+        forced: list[str] = []
+        passes = 0
+        if not removed or not policy.constrain_first(removed):
+            width = max(wanted, policy.first_pass_alternatives if removed else 1)
+            hyps, stop = self._decode_call(request, prefix, width, request.max_new_tokens,
+                                           cancel, preempt)
+            passes += 1
+            if stop:
+                return self._stopped(stop, start, len(prefix))
+            ranked = [h for h in hyps if h and (not removed or consistent(h[0], removed))]
+            if not removed or (ranked and covers("".join(ranked[0]), removed)):
+                return self._healed_result(request, [], ranked, removed_text, start, passes)
+            if ranked:  # consistent but partial: its leading consistent tokens are exact
+                done = ""
+                for token in ranked[0]:
+                    if covers(done + token, removed) or not removed.startswith(done + token):
+                        break
+                    forced.append(token)
+                    done += token
+        rest = removed[len("".join(forced)):]
+        while rest:
+            if len(forced) >= MAX_CONSTRAINED_STEPS or len(forced) >= request.max_new_tokens:
+                return GenerationResult([], "", "empty", _ms_since(start), len(prefix))
+            token, stop = self._constrained_token(request, prefix + forced, rest, cancel,
+                                                  preempt)
+            passes += 1
+            if stop:
+                return self._stopped(stop, start, len(prefix))
+            if token is None or not consistent(token, rest):
+                return GenerationResult([], "", "empty", _ms_since(start), len(prefix))
+            forced.append(token)
+            rest = "" if covers(token, rest) else rest[len(token):]
+        hyps, stop = self._decode_call(request, prefix + forced, wanted,
+                                       request.max_new_tokens - len(forced), cancel, preempt)
+        passes += 1
+        if stop:
+            return self._stopped(stop, start, len(prefix))
+        return self._healed_result(request, forced, hyps, removed_text, start, passes)
+
+    def _stopped(self, stop: str, start: float, prefix_len: int) -> GenerationResult | None:
+        if stop == "preempted":
+            return None
+        return GenerationResult([], "", "cancelled", _ms_since(start), prefix_len)
+
+    def _healed_result(self, request: GenerationRequest, forced: list[str],
+                       hyps: list[list[str]], removed_text: str, start: float,
+                       passes: int) -> GenerationResult:
+        """The best hypothesis as the result and the other distinct ones as alternatives, each
+        cut where the stop rule fires and with the healed text removed from its front."""
+        finals: list[tuple[list[str], str, str]] = []
+        seen: set[str] = set()
+        for hyp in hyps:
+            tokens, reason = self._cut(request, forced + hyp)
+            text = self.tokenizer.decode_tokens(tokens)
+            if not text.startswith(removed_text):
+                continue  # an alternative that does not reproduce the typed text
+            text = text[len(removed_text):]
+            if text in seen:
+                continue
+            seen.add(text)
+            finals.append((tokens, text, reason))
+            if len(finals) >= max(1, request.alternatives):
+                break
+        elapsed = _ms_since(start)
+        if not finals:
+            return GenerationResult([], "", "empty", elapsed, len(request.decoder_prefix))
+        tokens, text, reason = finals[0]
+        return GenerationResult(tokens, text, reason, elapsed,  # type: ignore[arg-type]
+                                len(request.decoder_prefix),
+                                extra={"batch_size": 1, "passes": passes},
+                                alternatives=[t for _, t, _ in finals[1:]],
+                                healed=removed_text)
+
+    def _cut(self, request: GenerationRequest, tokens: list[str]) -> tuple[list[str], str]:
+        """Tokens up to where generation would have stopped, and why."""
+        specials = self.healer.special
+        for i, token in enumerate(tokens):
+            if token in specials:  # eos or an end token (returned with return_end_token)
+                return tokens[:i], "eos"
+            if i + 1 >= request.max_new_tokens:
+                return tokens[:i + 1], "length"
+            rule = request.stop_rule
+            if rule is not None and rule(self.tokenizer.decode_tokens(tokens[:i + 1])):
+                return tokens[:i + 1], "stop_rule"
+        return tokens, "eos"
+
+    def _constrained_token(self, request: GenerationRequest, prefix: list[str], rest: str,
+                           cancel: threading.Event, preempt: threading.Event | None
+                           ) -> tuple[str | None, str]:
+        """The best next token consistent with `rest` (one step, the others suppressed)."""
+        if not self.healer.allowed(rest):
+            return None, ""
+        hyps, stop = self._decode_call(request, prefix, 1, 1, cancel, preempt,
+                                       suppress=self.healer.disallowed(rest))
+        if stop:
+            return None, stop
+        return (hyps[0][0] if hyps and hyps[0] else None), ""
+
+    def _decode_call(self, request: GenerationRequest, prefix: list[str], width: int,
+                     max_new: int, cancel: threading.Event, preempt: threading.Event | None,
+                     suppress: list[str] | None = None) -> tuple[list[list[str]], str]:
+        """One ctranslate2 call continuing `prefix` greedily: the generated tokens of `width`
+        alternatives at the first free position (best first token first), and "" or why it
+        stopped early ("cancelled", "preempted").
+
+        Each alternative ends on its own at eos or max_new; the call stops once every
+        alternative's stop rule has fired. (Line breaks cannot be end tokens: ctranslate2
+        never expands an end token as an alternative, and a line break right after the
+        prompt is often the model's answer.) The callback identifies alternatives by their
+        order within a step, the order ctranslate2 keeps while alternatives finish (its
+        `batch_id` is not reliable with return_alternatives); it does not see an
+        alternative's first token, so a rule may fire a line late: the caller cuts exactly
+        (`_cut`)."""
+        rule = request.stop_rule
+        ends = [self.meta.eos_token, *request.end_tokens]
+        if self._generator is not None:
+            alternatives_mode = width > 1
+        elif len(prefix) > 1 and not self._one_pass_ok:
+            width, alternatives_mode = 1, False  # one-pass prefix inexact: step by step
+        else:
+            alternatives_mode = True  # the prefix in one exact pass (or at most one token)
+        skip = len(prefix) if (self._translator is not None and not alternatives_mode) else 0
+        decode = self.tokenizer.decode_tokens  # the callback must not reference the engine
+        seen: list[list[str]] = [[] for _ in range(width)]
+        done = [False] * width
+        track = {"step": -1, "index": 0, "alive": list(range(width)), "finished": []}
+        stopped = [""]
+
+        def on_token(step) -> bool:
+            if cancel.is_set():
+                stopped[0] = "cancelled"
+                return True
+            if preempt is not None and preempt.is_set():
+                stopped[0] = "preempted"
+                return True
+            if step.step < skip or rule is None:
+                return False
+            if step.step != track["step"]:
+                track["alive"] = [a for a in track["alive"] if a not in track["finished"]]
+                track["finished"], track["index"], track["step"] = [], 0, step.step
+            if track["index"] >= len(track["alive"]):
+                return False  # callbacks not in the expected order: never stop on a guess
+            h = track["alive"][track["index"]]
+            track["index"] += 1
+            seen[h].append(step.token)
+            if step.is_last:
+                track["finished"].append(h)
+                done[h] = True
+            elif not done[h] and rule(decode(seen[h])):
+                done[h] = True
+            return all(done[a] for a in track["alive"])
+
+        if self._generator is not None:
+            kwargs: dict = dict(max_length=max_new, sampling_topk=1, beam_size=1,
+                                include_prompt_in_result=False, callback=on_token,
+                                end_token=ends, return_end_token=True)
+            if width > 1:
+                # With alternatives the Generator's max_length counts the prompt but one
+                # token (measured, ctranslate2 4.8.5).
+                kwargs.update(return_alternatives=True, num_hypotheses=width,
+                              max_length=max_new + max(len(prefix) - 1, 0))
+            if suppress:
+                kwargs["suppress_sequences"] = [[t] for t in suppress]
+            outputs = self._generator.generate_batch([prefix], **kwargs)
+            hyps = [list(seq) for seq in outputs[0].sequences]
+        else:
+            # min_decoding_length=0: the default (1) forbids eos as the first new token,
+            # which greedy decoding (and so the reference) allows.
+            kwargs = dict(beam_size=1, max_input_length=0, callback=on_token,
+                          max_decoding_length=len(prefix) + max_new, min_decoding_length=0,
+                          end_token=ends, return_end_token=True)
+            if prefix:
+                kwargs["target_prefix"] = [prefix]
+            if alternatives_mode:
+                kwargs.update(return_alternatives=True, num_hypotheses=width)
+            if suppress:
+                kwargs["suppress_sequences"] = [[t] for t in suppress]
+            outputs = self._translator.translate_batch([request.encoder_tokens], **kwargs)
+            hyps = [list(h[len(prefix):]) for h in outputs[0].hypotheses]
+        return hyps, stopped[0]
+
     def _one_pass(self, request: GenerationRequest) -> bool:
         """Whether the forced prefix can go through the decoder in one exact pass.
 
@@ -510,3 +730,16 @@ class CompletionEngine:
         """
         return (self._translator is not None and len(request.decoder_prefix) > 1
                 and self._one_pass_ok)
+
+
+# Constrained steps before giving up on a prompt tail the model will not reproduce.
+MAX_CONSTRAINED_STEPS = 8
+
+
+def _plain(request: GenerationRequest) -> bool:
+    """A request the batched path runs as it is (no healing, one suggestion)."""
+    return not request.heal_tokens and request.alternatives <= 1
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000

@@ -20,6 +20,10 @@ class GenerationRequest:
     - `stop_rule`: called with the text generated so far; True ends generation early (end of
       line, end of block). It runs on the engine thread after every token, so keep it cheap.
     - `end_tokens`: tokens that end generation besides the model's eos.
+    - `heal_tokens`: the prompt's tail that token healing backed off (`inference/healing.py`):
+      the generation must start by reproducing their text, which is then cut from `text`.
+    - `alternatives`: how many distinct suggestions are wanted (n-best from one pass where the
+      device makes that cheap; the first is always the greedy one).
     """
 
     mode: Mode
@@ -29,6 +33,8 @@ class GenerationRequest:
     stop_rule: Callable[[str], bool] | None = None
     end_tokens: tuple[str, ...] = ()
     priority: int = 0  # lower runs first: completions 0, hovers 5, background summaries 10
+    heal_tokens: tuple[str, ...] = ()
+    alternatives: int = 1
 
 
 # Requests at this priority or above are background work: a more urgent request arriving while
@@ -45,3 +51,7 @@ class GenerationResult:
     model_ms: float
     prefix_tokens: int = 0
     extra: dict[str, float] = field(default_factory=dict)
+    # Further distinct suggestions, best first (n-best), already cut like `text`.
+    alternatives: list[str] = field(default_factory=list)
+    # The text token healing made the model reproduce (cut from `text`); "" when not healed.
+    healed: str = ""

@@ -20,7 +20,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -77,6 +77,9 @@ class ModelFiles:
 
     folder: Path
     metadata: ModelMetadata
+    # True when this call converted the folder: a load that then fails removes it again, so a
+    # failed attempt leaves nothing in the cache.
+    fresh: bool = False
 
     @property
     def tokenizer_file(self) -> Path:
@@ -93,6 +96,39 @@ def ctranslate2_version() -> str:
     from importlib.metadata import version
 
     return version("ctranslate2")
+
+
+def storage_quantization(compute_type: str) -> str:
+    """How a conversion is stored: in the type it will run in (smaller, faster to load).
+
+    Plain "int8" would keep a bf16 checkpoint's other weights in bf16 (int8_bfloat16), which
+    the CPU then converts back on every load; store int8_float32 instead. `convert` and
+    `serve` both go through this, so they share one cached conversion per device.
+    """
+    return {"int8": "int8_float32", "default": "none"}.get(compute_type, compute_type)
+
+
+def check_runtime(device: str, compute_type: str) -> tuple[str, str]:
+    """Resolve "auto" and check that ctranslate2 can run `compute_type` on `device`.
+
+    Called before anything is downloaded or converted: a GPU that is not there, or a compute
+    type the device cannot run, would otherwise be found only when loading, after a
+    conversion that then sits unused in the cache.
+    """
+    from codet5_lsp.inference.engine import (cuda_device_count, default_compute_type,
+                                             resolve_device, supported_compute_types)
+
+    resolved = resolve_device(device)
+    if resolved == "cuda" and cuda_device_count() == 0:
+        raise ModelError("--device cuda: ctranslate2 sees no CUDA GPU here (no GPU, or a driver "
+                         "older than its CUDA runtime); use --device cpu or --device auto")
+    compute = default_compute_type(resolved) if compute_type == "auto" else compute_type
+    if compute != "default":
+        supported = supported_compute_types(resolved)
+        if supported and compute not in supported:
+            raise ModelError(f"--compute-type {compute}: not supported on {resolved} by this "
+                             f"ctranslate2 build (supported: {', '.join(sorted(supported))})")
+    return resolved, compute
 
 
 def is_hub_id(spec: str) -> bool:
@@ -161,11 +197,12 @@ def resolve_model(
         if (path / "config.json").is_file():
             rev = local_checkpoint_revision(path)
             target = cache_dir / cache_key(str(path), rev, quantization)
-            if not _is_complete(target):
-                log(f"converting {path} ({quantization}) into {target}")
-                convert_checkpoint(path, target, quantization=quantization, source=str(path),
-                                   revision=rev)
-            return check_converted_folder(target)
+            if _is_complete(target):
+                return check_converted_folder(target)
+            log(f"converting {path} ({quantization}) into {target}")
+            files = convert_checkpoint(path, target, quantization=quantization,
+                                       source=str(path), revision=rev)
+            return replace(files, fresh=True)
         raise ModelError(
             f"model folder {path} has neither a CTranslate2 model (model.bin) "
             "nor a Hugging Face checkpoint (config.json)"
@@ -179,9 +216,21 @@ def resolve_model(
         return check_converted_folder(target)
     checkpoint = download_checkpoint(spec, revision=revision, offline=offline, log=log)
     log(f"converting {spec} ({quantization}) into {target}")
-    convert_checkpoint(checkpoint, target, quantization=quantization, source=spec,
-                       revision=revision)
-    return check_converted_folder(target)
+    files = convert_checkpoint(checkpoint, target, quantization=quantization, source=spec,
+                               revision=revision)
+    return replace(files, fresh=True)
+
+
+def available_without_download(spec: str, *, quantization: str, revision: str | None = None,
+                               cache_dir: Path | None = None) -> bool:
+    """Whether `spec` can be loaded without the network: a local folder, or a hub id already
+    converted in the cache (what `doctor` checks before it tries a model it need not fetch)."""
+    if Path(spec).expanduser().exists():
+        return True
+    if not is_hub_id(spec):
+        return False
+    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    return _is_complete(cache_dir / cache_key(spec, revision, quantization))
 
 
 def _is_complete(folder: Path) -> bool:
@@ -190,14 +239,21 @@ def _is_complete(folder: Path) -> bool:
 
 def download_checkpoint(repo_id: str, *, revision: str | None, offline: bool,
                         log: Callable[[str], None]) -> Path:
-    """Fetch a checkpoint from the hub (with huggingface_hub's progress bars)."""
+    """Fetch a checkpoint from the hub (with huggingface_hub's progress bars).
+
+    Failures become one ModelError in our words: the hub's own messages name its internals
+    (``local_files_only``, ``HF_HUB_OFFLINE``) that a user of this command never set.
+    """
     try:
         from huggingface_hub import snapshot_download
     except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
         raise ModelError("huggingface_hub is not installed") from exc
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.py"]
+    offline = offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true",
+                                                                                  "yes", "on")
     try:
-        log(f"downloading {repo_id} from the Hugging Face hub")
+        if not offline:
+            log(f"downloading {repo_id} from the Hugging Face hub")
         folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
                                    local_files_only=offline)
         if not any(Path(folder).glob("*.safetensors")):
@@ -206,10 +262,26 @@ def download_checkpoint(repo_id: str, *, revision: str | None, offline: bool,
                                        local_files_only=offline)
         return Path(folder)
     except Exception as exc:
-        raise ModelError(
-            f"cannot download {repo_id!r} ({type(exc).__name__}: {exc}). "
-            "Offline? Pass a local checkpoint folder or a converted model with --model PATH."
-        ) from exc
+        raise ModelError(_download_failure(repo_id, revision, offline, exc)) from exc
+
+
+def _download_failure(repo_id: str, revision: str | None, offline: bool,
+                      exc: Exception) -> str:
+    name = type(exc).__name__
+    local = ("pass a local checkpoint folder or an already converted model folder instead")
+    if offline:
+        return (f"{repo_id} is not converted yet and not in the local Hugging Face cache, and "
+                f"this run is offline (--offline or HF_HUB_OFFLINE=1); {local}")
+    if name in ("RepositoryNotFoundError", "GatedRepoError"):
+        return f"{repo_id} is not a model on the Hugging Face hub (or it needs a login); {local}"
+    if name == "RevisionNotFoundError":
+        return f"{repo_id} has no revision {revision!r} on the Hugging Face hub"
+    if name in ("LocalEntryNotFoundError", "ConnectionError", "ConnectTimeout", "ReadTimeout",
+                "OfflineModeIsEnabled") or "connect" in str(exc).lower():
+        return (f"cannot download {repo_id}: the Hugging Face hub cannot be reached "
+                f"(offline?); {local}")
+    first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"cannot download {repo_id} ({name}: {first_line}); {local}"
 
 
 def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
@@ -232,11 +304,16 @@ def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
         config = json.loads((src / "config.json").read_text())
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot read {src / 'config.json'}: {exc}") from exc
-    kind = checkpoints.detect_checkpoint_kind(config)
+    try:
+        kind = checkpoints.detect_checkpoint_kind(config)
+    except checkpoints.UnsupportedCheckpointError as exc:
+        raise ModelError(f"{src}: {exc}") from exc
+    check_checkpoint_files(src)
     quant = None if quantization in ("none", "", None) else quantization
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".convert-", dir=dst.parent))
+    _CONVERSIONS_IN_PROGRESS.add(work)
     try:
         model_dir = work / "model"
         if kind in ("t5", "codet5p_bimodal"):
@@ -278,7 +355,87 @@ def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
         raise ModelError(f"conversion of {src} failed: {type(exc).__name__}: {exc}") from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        _CONVERSIONS_IN_PROGRESS.discard(work)
     return check_converted_folder(dst)
+
+
+# Work folders of conversions running now; a process that must stop at once (Ctrl-C, SIGTERM)
+# removes them with `discard_conversions_in_progress`, so an interrupted attempt leaves
+# nothing in the cache either.
+_CONVERSIONS_IN_PROGRESS: set[Path] = set()
+
+
+def discard_conversions_in_progress() -> None:
+    for work in list(_CONVERSIONS_IN_PROGRESS):
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def check_checkpoint_files(src: Path) -> None:
+    """Name the file when a checkpoint folder lacks its tokenizer or holds a cut-off weights file.
+
+    The libraries would fail later with messages that name neither (a tokenizer class that
+    cannot start, "incomplete metadata" from safetensors).
+    """
+    names = {p.name for p in src.iterdir()}
+    if "tokenizer.json" not in names and "spiece.model" not in names:
+        pair = ("vocab.json", "merges.txt")
+        missing = [n for n in pair if n not in names]
+        if missing:
+            raise ModelError(f"checkpoint folder {src} has no tokenizer: missing "
+                             f"{' and '.join(missing)} (or a tokenizer.json)")
+    weights: list[Path] = []
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if index_name in names:
+            index = src / index_name
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ModelError(f"cannot read the weights index {index}: {exc}") from exc
+            weights = [src / shard for shard in shards]
+            absent = [str(w) for w in weights if not w.is_file()]
+            if absent:
+                raise ModelError(f"weights file {absent[0]} is missing (listed in {index})")
+            break
+    else:
+        weights = [src / n for n in ("model.safetensors", "pytorch_model.bin") if n in names]
+    if not weights:
+        raise ModelError(f"checkpoint folder {src} has no weights (model.safetensors or "
+                         "pytorch_model.bin)")
+    for path in weights:
+        problem = _weights_file_problem(path)
+        if problem:
+            raise ModelError(f"weights file {path} {problem}; download or copy it again")
+
+
+def _weights_file_problem(path: Path) -> str | None:
+    """Why a weights file cannot be whole (size against its own header), or None."""
+    size = path.stat().st_size
+    if path.suffix == ".safetensors":
+        with path.open("rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"is truncated ({size} bytes)"
+            header_len = int.from_bytes(head, "little")
+            if header_len > size - 8:
+                return f"is truncated ({size} bytes; its header alone needs {header_len + 8})"
+            try:
+                header = json.loads(f.read(header_len))
+                end = max((int(v["data_offsets"][1]) for k, v in header.items()
+                           if k != "__metadata__"), default=0)
+            except (ValueError, KeyError, TypeError, IndexError):
+                return "has a corrupt header"
+        expected = 8 + header_len + end
+        if size < expected:
+            return f"is truncated ({size} bytes of {expected})"
+        return None
+    import zipfile
+
+    if zipfile.is_zipfile(path):
+        return None
+    with path.open("rb") as f:
+        first = f.read(1)
+    # torch's legacy (pre-zip) format is a pickle; a cut-off zip is not a zip any more.
+    return None if first == b"\x80" else f"is truncated or not a torch checkpoint ({size} bytes)"
 
 
 def _metadata_for(family: Family, tokenizer, **kw) -> ModelMetadata:

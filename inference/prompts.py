@@ -17,9 +17,11 @@ released vocabulary; `<s></s>` (ids [1, 2]) is what the labmodel was trained wit
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from dataclasses import dataclass
+from typing import Callable, Literal, Protocol
 
 from codet5_lsp.inference.generation import GenerationRequest, Mode
+from codet5_lsp.inference.healing import TokenHealer
 
 
 class Tokenizes(Protocol):
@@ -55,25 +57,43 @@ def build_completion_request(
     next_sentinel: str | None = "<extra_id_1>",
     decoder_marker: str = "<s></s>",
     stop_rule: Callable[[str], bool] | None = None,
+    healer: TokenHealer | None = None,
+    alternatives: int = 1,
 ) -> GenerationRequest:
-    """The request for completing `prefix` (text before the cursor) in `mode`."""
+    """The request for completing `prefix` (text before the cursor) in `mode`.
+
+    With a `healer`, the code's trailing partial token(s) are backed off and carried as
+    `heal_tokens` (the model writes them again; see inference/healing.py), in every mode: at
+    the end of the decoder prefix (decoder, causal) or of the encoder's code (seq2seq,
+    infill), whose decoder output then starts with them. The token budget for new text grows
+    by as many tokens, so the suggestion may be as long as without healing.
+    """
     code = keep_last(tokenizer.tokens(prefix), max_prefix_tokens)
+    heal: tuple[str, ...] = ()
+    if healer is not None:
+        plan = healer.plan(code)
+        if plan.removed:
+            heal = tuple(code[len(plan.kept):])
+            code = plan.kept
+            max_new_tokens += len(heal)
+    extra = dict(heal_tokens=heal, alternatives=max(1, alternatives))
     bos_list = [bos] if bos else []
     if mode == "decoder":
         return GenerationRequest("decoder", marker_tokens(decoder_marker, tokenizer), code,
-                                 max_new_tokens, stop_rule)
+                                 max_new_tokens, stop_rule, **extra)
     if mode == "seq2seq":
         return GenerationRequest("seq2seq", bos_list + code + [eos], [], max_new_tokens,
-                                 stop_rule)
+                                 stop_rule, **extra)
     if mode == "infill":
         if sentinel is None:
             raise ValueError("infill mode needs a sentinel token (<extra_id_0>) in the vocabulary")
         after = keep_first(tokenizer.tokens(suffix), max_suffix_tokens)
         ends = (next_sentinel,) if next_sentinel else ()
         return GenerationRequest("infill", bos_list + code + [sentinel] + after + [eos],
-                                 [sentinel], max_new_tokens, stop_rule, end_tokens=ends)
+                                 [sentinel], max_new_tokens, stop_rule, end_tokens=ends,
+                                 **extra)
     if mode == "causal":
-        return GenerationRequest("causal", None, code, max_new_tokens, stop_rule)
+        return GenerationRequest("causal", None, code, max_new_tokens, stop_rule, **extra)
     raise ValueError(f"unknown completion mode {mode!r}")
 
 
@@ -93,23 +113,35 @@ def build_summary_request(
                              stop_rule=None, priority=10)
 
 
-def line_stop_rule(generated: str) -> bool:
-    """Stop at the first line end: a single-line completion is complete there."""
-    return "\n" in generated
+@dataclass(frozen=True)
+class StopRule:
+    """When generation ends early: called with the text generated so far (True: stop).
 
+    Plain data (`kind`, `base_indent`) rather than a closure, so a request can travel to a
+    remote engine (inference/engine_api.py serialises it as these two fields).
 
-def block_stop_rule(base_indent: int) -> Callable[[str], bool]:
-    """Stop a multi-line completion once a finished line returns to `base_indent` or less.
-
-    The block started at the cursor has body lines indented deeper than its opener; a
-    non-empty line at or left of the opener's indentation means the block has ended.
+    - "line": stop at the first line end; a single-line completion is complete there.
+    - "block": stop a multi-line completion once a finished line returns to `base_indent` or
+      less. The block started at the cursor has body lines indented deeper than its opener; a
+      non-empty line at or left of the opener's indentation means the block has ended.
     """
 
-    def rule(generated: str) -> bool:
+    kind: Literal["line", "block"]
+    base_indent: int = 0
+
+    def __call__(self, generated: str) -> bool:
+        if self.kind == "line":
+            return "\n" in generated
         lines = generated.split("\n")
         for line in lines[1:-1]:  # complete lines after the first
-            if line.strip() and len(line) - len(line.lstrip()) <= base_indent:
+            if line.strip() and len(line) - len(line.lstrip()) <= self.base_indent:
                 return True
         return False
 
-    return rule
+
+line_stop_rule = StopRule("line")
+
+
+def block_stop_rule(base_indent: int) -> StopRule:
+    """Stop a multi-line completion once a finished line returns to `base_indent` or less."""
+    return StopRule("block", base_indent)

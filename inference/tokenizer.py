@@ -50,6 +50,14 @@ class CodeTokenizer:
         ids = [i for i in (self._tok.token_to_id(t) for t in tokens) if i is not None]
         return self._tok.decode(ids, skip_special_tokens=True)
 
+    def vocabulary(self) -> dict[str, int]:
+        """Token string -> id, added (special) tokens included."""
+        return self._tok.get_vocab(with_added_tokens=True)
+
+    def special_tokens(self) -> set[str]:
+        """Tokens that never stand for text (`<s>`, `</s>`, `<pad>`, sentinels, ...)."""
+        return {t.content for t in self._tok.get_added_tokens_decoder().values() if t.special}
+
     @property
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size()

@@ -47,6 +47,10 @@ class CompletionContext:
     cursor_kind: str = "mid_line"
     # True when the text before the cursor was over budget and cut (headers were added)
     prefix_truncated: bool = False
+    # `prefix` as (kind, text) parts in prompt order (kinds: server/retrieval.py, e.g.
+    # "imports", "definitions", "other_files", "cursor_window"); "".join of the texts is
+    # `prefix`. Empty for contexts built without parts (the whole prefix is the window).
+    prefix_parts: tuple[tuple[str, str], ...] = ()
 
     @property
     def mid_line(self) -> bool:
@@ -1130,17 +1134,37 @@ def _base_fields(doc: "Document", offset: int) -> dict[str, object]:
 
 
 def build_completion_context(doc: "Document", position: object, count_tokens: CountTokens,
-                             max_prefix_tokens: int, max_suffix_tokens: int
+                             max_prefix_tokens: int, max_suffix_tokens: int,
+                             open_documents: Sequence["Document"] = ()
                              ) -> CompletionContext:
     """What the model sees for a completion at `position` (see CompletionContext).
 
     If the text before the cursor is over budget, the text nearest the cursor is kept (from
-    a line start), and the file's imports and the function most similar to the code around
-    the cursor, when they fell out of the window, are put before it
-    (_fit_prefix_with_similar_function). Enclosing scope headers are not: they lowered
-    quality on the labmodel (docs/context-selection.md). Token counts are taken per part;
-    joining them at a line break does not add tokens with the CodeT5 byte-level BPE.
+    a line start), and up to 1/HEAD_SHARE of the budget goes before it to the lines that
+    carry the names the next line is likely to need: signatures of definitions in other
+    `open_documents` (same language) that the file imports or uses near the cursor, the
+    file's imports, the signatures, attributes and constants of the code around the cursor,
+    and (when no suffix is shown, i.e. outside infill) the lines right after the cursor's
+    (_fit_prefix_with_retrieval, server/retrieval.py). `prefix_parts` says which part is
+    which. Token counts are taken per part; joining them at a line break does not add tokens
+    with the CodeT5 byte-level BPE.
     """
+    offset = doc.offset_at(position)
+    parts, truncated = _fit_prefix_with_retrieval(doc, offset, count_tokens,
+                                                  max_prefix_tokens, open_documents,
+                                                  infill=max_suffix_tokens > 0)
+    suffix = _fit_suffix(doc, offset, count_tokens, max_suffix_tokens)
+    fields = _base_fields(doc, offset)
+    return CompletionContext(prefix="".join(text for _, text in parts), suffix=suffix,
+                             prefix_truncated=truncated, prefix_parts=tuple(parts),
+                             **fields)  # type: ignore[arg-type]
+
+
+def similar_function_context(doc: "Document", position: object, count_tokens: CountTokens,
+                             max_prefix_tokens: int, max_suffix_tokens: int
+                             ) -> CompletionContext:
+    """The previous selection (imports + the most similar function + window), kept for the
+    comparisons of bench/context_quality.py."""
     offset = doc.offset_at(position)
     prefix, truncated = _fit_prefix_with_similar_function(doc, offset, count_tokens,
                                                           max_prefix_tokens)
@@ -1148,6 +1172,66 @@ def build_completion_context(doc: "Document", position: object, count_tokens: Co
     fields = _base_fields(doc, offset)
     return CompletionContext(prefix=prefix, suffix=suffix, prefix_truncated=truncated,
                              **fields)  # type: ignore[arg-type]
+
+
+# The lines before the window get at most 1/HEAD_SHARE of the budget: more raises identifier
+# recall but shortens the window, which the labmodel uses (docs/context-selection.md).
+HEAD_SHARE = 6
+
+
+def _fit_prefix_with_retrieval(doc: "Document", offset: int, count: CountTokens, budget: int,
+                               open_documents: Sequence["Document"] = (), infill: bool = False
+                               ) -> tuple[list[tuple[str, str]], bool]:
+    """(parts, truncated): the prefix within `budget` as (kind, text) parts, the cursor
+    window last (see build_completion_context and server/retrieval.py). With `infill` the
+    prompt shows the text after the cursor anyway: the lines after it are not repeated."""
+    from codet5_lsp.server import retrieval as R
+
+    text = doc.text
+    if budget <= 0:
+        return [], offset > 0
+    if 4 * offset <= budget:  # a token is at least one UTF-8 byte: surely fits
+        return [(R.WINDOW, text[:offset])], False
+    ratio = _ratio_hint(doc)
+    head_budget = budget // HEAD_SHARE
+    if offset <= budget * ratio * 1.25:  # may fit: find out before choosing what to add
+        whole_start, _ = _fit_backward(doc, offset, budget, count)
+        if whole_start == 0:
+            return [(R.WINDOW, text[:offset])], False
+    # an estimate of the final window is enough to choose what goes before it
+    window_start = max(0, offset - int((budget - head_budget) * ratio))
+    window_start = doc.line_start(doc.line_of(window_start))
+    units, weights = R.document_units(
+        doc, offset, window_start, following_lines=0 if infill else R.FOLLOWING_LINES)
+    if open_documents:
+        names = R.imported_names(doc, window_start, offset)
+        units += R.other_document_units(doc, names, open_documents)
+    spec = spec_for(doc.language_id)
+    comment = spec.line_comment if spec is not None else "#"
+    covered = identifiers(doc.source_bytes[doc.byte_offset_of(window_start):
+                                           doc.byte_offset_of(offset)])
+    stable_count = _remembered_counts(doc, count)
+    chars = head_budget * ratio
+    head: list[tuple[str, str]] = []
+    head_tokens = 0
+    for _ in range(3):
+        chosen = R.choose_units(units, weights, covered, chars)
+        head = R.layout(chosen, comment)
+        head_tokens = stable_count("".join(t for _, t in head)) if head else 0
+        if head_tokens <= head_budget:
+            break
+        chars *= 0.85 * head_budget / head_tokens
+    else:
+        chosen, head, head_tokens = [], [], 0
+    final_start, _ = _fit_backward(doc, offset, budget - head_tokens, count)
+    if final_start == 0:
+        return [(R.WINDOW, text[:offset])], False
+    if final_start < window_start:  # the window grew over some chosen lines: not twice
+        first_row, cursor_row = doc.line_of(final_start), doc.line_of(offset)
+        kept = [u for u in chosen if u.source or not first_row <= u.order[1] <= cursor_row]
+        if len(kept) < len(chosen):
+            head = R.layout(kept, comment)
+    return head + [(R.WINDOW, text[final_start:offset])], True
 
 
 def last_n_tokens_context(doc: "Document", position: object, count_tokens: CountTokens,

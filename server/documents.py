@@ -460,6 +460,48 @@ class Document:
             raise InvalidPositionError(
                 f"line {line} is outside {self.uri} (it has {len(self._starts)} lines)")
 
+    # ---- hypothetical copies -----------------------------------------------------------
+    def fork_with_insert(self, offset: int, text: str) -> "Document":
+        """A separate copy of this document with `text` inserted at str `offset`.
+
+        For speculation (server/speculation.py): the document as it would be if the user
+        accepted a suggestion and pressed Enter. The copy's tree is this tree's `copy()` with
+        the insertion applied through the normal incremental edit path, so bringing it up to
+        date is an incremental re-parse (ms), not a full parse; the original is untouched.
+        Derived-data hints are shared except a running background parse (the context step's
+        hint caches are keyed by content or stamped with `edit_count`, valid for the copy)."""
+        if offset < 0 or offset > len(self._text):
+            raise InvalidPositionError(
+                f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
+        fork = Document.__new__(Document)
+        fork.uri = self.uri
+        fork.language_id = self.language_id
+        fork.version = self.version
+        fork.encoding = self.encoding
+        fork.too_large = self.too_large
+        fork.binary = self.binary
+        fork._parser = new_parser(self.language_id) if self.parseable else None
+        fork._tree = self._tree.copy() if self._tree is not None else None
+        fork._tree_stale = self._tree_stale
+        fork._parse_halted = False
+        fork._parse_deferred = False
+        fork._finisher = None
+        fork._cache = {}
+        fork.hints = {k: v for k, v in self.hints.items() if k != "background_parse"}
+        fork.edit_count = self.edit_count
+        fork._edit_log = deque(self._edit_log, maxlen=self._edit_log.maxlen)
+        fork._text = self._text
+        fork._bytes = bytearray(self._bytes)
+        fork._starts = list(self._starts)
+        fork._byte_starts = list(self._byte_starts)
+        fork._shift_from = self._shift_from
+        fork._shift_chars = self._shift_chars
+        fork._shift_bytes = self._shift_bytes
+        fork._lone_cr = self._lone_cr
+        if text:
+            fork._replace(offset, offset, text)
+        return fork
+
     # ---- edits ------------------------------------------------------------------------
     def apply_changes(self, version: int, changes: Sequence[object], max_bytes: int) -> None:
         """Apply didChange content changes in order (partial ranges or whole text)."""

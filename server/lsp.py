@@ -27,10 +27,13 @@ from codet5_lsp.server.context import definition_at, detect_indent_unit
 from codet5_lsp.server.docstrings import docstring_insertion
 from codet5_lsp.server.documents import DocumentStore, UnknownDocumentError
 from codet5_lsp.server.model_manager import ModelManager
-from codet5_lsp.server.pipeline import CompletionPipeline, Suggestion
+from codet5_lsp.server.pipeline import CompletionPipeline, Suggestion, prompt_for
+from codet5_lsp.server.show_context import ShowContextError, shown_parts
+from codet5_lsp.server.show_context import parse_arguments as parse_context_arguments
 from codet5_lsp.server.positions import InvalidPositionError
 from codet5_lsp.server.settings import Settings, SettingsError
-from codet5_lsp.server.summaries import SummaryService, hover_markdown
+from codet5_lsp.server.summaries import SummaryService, hover_markdown, \
+    summary_status_fields
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +45,10 @@ STATUS_NOTIFICATION = "codet5/status"
 # "modelCalls", "documents", "pendingFutures": requests/notifications pygls still tracks}).
 DEBUG_TEXT_COMMAND = "codet5.debugDocumentText"
 DEBUG_STATS_COMMAND = "codet5.debugStats"
+# [{"uri", "position"}] -> {"parts": [{"kind", "tokens", "text"}, ...], "mode"}: what the model
+# sees for a completion there (server/show_context.py).
+SHOW_CONTEXT_COMMAND = "codet5.showContext"
+REQUEST_FAILED = -32803  # LSP RequestFailed
 
 # JSON-RPC error codes pygls does not send itself for messages it cannot read.
 PARSE_ERROR = -32700
@@ -259,8 +266,12 @@ class CodeT5Server(LanguageServer):
             self.window_log_message(types.LogMessageParams(
                 type=types.MessageType.Warning if state == "error" else types.MessageType.Info,
                 message=f"codet5-lsp: summary model {model}: {state}: {message}"))
+            engine = self.models.completion_engine() if state != "loading" else None
+            if engine is not None:  # the status item shows the summary model's new state
+                self._notify_state(self.settings.model, "ready", engine.description)
             return
         params: dict[str, Any] = {"state": state, "message": message, "model": model}
+        params.update(summary_status_fields(self.models.summary_status()))
         engine = self.models.completion_engine() if state == "ready" else None
         if engine is not None:
             params.update(device=engine.device, computeType=engine.compute_type)
@@ -273,6 +284,15 @@ class CodeT5Server(LanguageServer):
                     type=types.MessageType.Error, message=f"codet5-lsp: {message}"))
         except Exception:  # the client may be gone
             log.debug("could not send status", exc_info=True)
+
+    def report_latency(self, latency_ms: float) -> None:
+        """`codet5/status` after every completion, carrying its latency: the state changes
+        rarely (load, error), so without this the status bar would never show a latency."""
+        self._last_latency_ms = latency_ms
+        engine = self.models.completion_engine()
+        if engine is None:  # reloading since this completion started: that status says so
+            return
+        self._notify_state(self.settings.model, "ready", engine.description)
 
     def apply_settings(self, overrides: dict[str, Any] | None) -> None:
         try:
@@ -360,7 +380,8 @@ def create_server(settings: Settings) -> CodeT5Server:
             return None
         cancel = threading.Event()
         try:
-            suggestion = await ls.pipeline.complete(doc, position, cancel)
+            suggestion = await ls.pipeline.complete(doc, position, cancel,
+                                                    open_documents=other_documents(ls, doc))
         except InvalidPositionError as exc:
             raise JsonRpcInvalidParams(str(exc)) from None
         except asyncio.CancelledError:
@@ -373,7 +394,7 @@ def create_server(settings: Settings) -> CodeT5Server:
             return None
         ls.summaries.note_activity()  # the quiet period counts from the answer, not the ask
         if suggestion is not None:
-            ls._last_latency_ms = suggestion.latency_ms
+            ls.report_latency(suggestion.latency_ms)
             if ls.stats is not None:
                 ls.stats.record_shown(suggestion.id, suggestion.latency_ms, doc.language_id)
         return suggestion
@@ -385,11 +406,11 @@ def create_server(settings: Settings) -> CodeT5Server:
             return types.InlineCompletionList(items=[])
         pos = params.position
         return types.InlineCompletionList(items=[types.InlineCompletionItem(
-            insert_text=suggestion.text,
+            insert_text=text,
             range=types.Range(start=pos, end=pos),
             command=types.Command(title="codet5: accepted", command=ACCEPT_COMMAND,
                                   arguments=[suggestion.id]),
-        )])
+        ) for text in suggestion.texts])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION,
                     types.CompletionOptions(trigger_characters=[".", "(", " "]))
@@ -441,8 +462,10 @@ def create_server(settings: Settings) -> CodeT5Server:
             return None  # leave the hover to other language servers
         summary = await summarize(ls, definition)
         ls.summaries.note_activity()  # the quiet period counts from the answer, not the ask
-        if summary is None:
-            return None
+        if summary is None:  # a short note while the summary model loads, not a silent null
+            note = ls.summaries.unavailable_note()
+            return types.Hover(contents=types.MarkupContent(
+                kind=types.MarkupKind.Markdown, value=note)) if note else None
         if not summary.from_cache:
             # After a model call, summarize the neighbours in the background once the editor
             # has been quiet for a moment, so hovers and keystrokes right after stay fast.
@@ -502,6 +525,32 @@ def create_server(settings: Settings) -> CodeT5Server:
         doc = document_or_error(ls, str(uri))
         return {"uri": doc.uri, "version": doc.version, "text": doc.text}
 
+    @server.command(SHOW_CONTEXT_COMMAND)
+    async def show_context(ls: CodeT5Server, *args: Any) -> dict[str, Any]:
+        """Everything the model sees for a position, as parts by kind (show_context.py)."""
+        try:
+            uri, line, character = parse_context_arguments(args)
+        except ShowContextError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        doc = document_or_error(ls, uri)
+        engine = ls.models.completion_engine()
+        if engine is None:
+            state, error = ls.models.state()
+            raise JsonRpcException(f"codet5.showContext: the model is not ready ({state}"
+                                   + (f": {error}" if error else "") + ")", REQUEST_FAILED)
+        await doc.parse_cooperatively()
+        hints = dict(doc.hints)  # leave no trace: the next completion sees the same context
+        try:
+            ctx, mode, request = prompt_for(doc, types.Position(line=line, character=character),
+                                            engine, ls.settings, other_documents(ls, doc))
+        except InvalidPositionError as exc:
+            raise JsonRpcInvalidParams(str(exc)) from None
+        finally:
+            doc.hints.clear()
+            doc.hints.update(hints)
+        return {"parts": shown_parts(ctx, request.encoder_tokens, request.decoder_prefix,
+                                     engine.tokenizer, request.heal_tokens), "mode": mode}
+
     @server.command(DEBUG_STATS_COMMAND)
     def debug_stats(ls: CodeT5Server, *args: Any) -> dict[str, Any]:
         return {**ls.pipeline.counters(), "documents": len(ls.documents),
@@ -512,6 +561,8 @@ def create_server(settings: Settings) -> CodeT5Server:
         ids = [a for a in (args[0] if args and isinstance(args[0], list) else args)]
         if ls.stats is not None and ids:
             ls.stats.record_accepted(str(ids[0]))
+        if ids:  # the line after the accepted one is needed next: its speculation goes first
+            ls.pipeline.speculator.promote(str(ids[0]))
 
     return server
 
@@ -558,6 +609,11 @@ def neighbour_functions(doc, definition, reach: int = 60) -> list:
                 found.append(other)
                 break
     return found
+
+
+def other_documents(ls: CodeT5Server, doc) -> list:
+    """The open documents other than `doc` (cross-file context: server/retrieval.py)."""
+    return [ls.documents.get(uri) for uri in ls.documents if uri != doc.uri]
 
 
 def _has_loop() -> bool:

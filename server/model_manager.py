@@ -9,6 +9,7 @@ keeps serving; a configuration change retries.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,11 +30,14 @@ class EngineKey:
     compute_type: str
     cache_dir: str | None
     offline: bool
+    backend: str | None = None  # a team server (remote engine) instead of a local model
+    backend_token_file: str | None = None
 
 
 def engine_key(settings: Settings, model: str) -> EngineKey:
     return EngineKey(model, settings.revision, settings.device, settings.compute_type,
-                     settings.cache_dir, settings.offline)
+                     settings.cache_dir, settings.offline, settings.backend or None,
+                     settings.backend_token_file)
 
 
 class _Slot:
@@ -75,6 +79,28 @@ class ModelManager:
             if fallback is not None and fallback.meta.family == "t5":
                 return fallback
         return engine
+
+    def summary_status(self) -> dict[str, str | None]:
+        """What hovers will use, for doctor, the status item and the hover itself.
+
+        Keys: ``model`` (the summary model asked for), ``state`` ("off", "idle", "loading",
+        "ready", "error", or "fallback": it failed and hovers use the completion model),
+        ``message`` (the error, when there is one) and ``used`` (the model that writes
+        summaries now, or None).
+        """
+        model = self.settings.summary_model or self.settings.model
+        if not self.settings.summaries_enabled:
+            return {"model": model, "state": "off", "message": None, "used": None}
+        state, error = self.state(model)
+        used = model if state == "ready" else None
+        if state == "error" and model != self.settings.model:
+            fallback = self._slots.get(engine_key(self.settings, self.settings.model))
+            meta = getattr(fallback.engine, "meta", None) if fallback is not None else None
+            if fallback is not None and fallback.state == "ready" and \
+                    getattr(meta, "family", None) == "t5":
+                return {"model": model, "state": "fallback", "message": error,
+                        "used": self.settings.model}
+        return {"model": model, "state": state, "message": error, "used": used}
 
     def state(self, model: str | None = None) -> tuple[State, str | None]:
         slot = self._slots.get(engine_key(self.settings, model or self.settings.model))
@@ -119,6 +145,15 @@ class ModelManager:
 
     # -- internals -----------------------------------------------------------------------
 
+    def _with_knob(self, model: str, message: str) -> str:
+        """Say which flag or setting names this model, when the message asks for a path."""
+        if not message.endswith(" instead"):
+            return message
+        if model == self.settings.model:
+            return f"{message} (--model PATH, setting `model`)"
+        return (f"summary model: {message} (--summary-model PATH, setting `summaryModel`; "
+                "hovers use the completion model meanwhile when it is a T5 one)")
+
     def _slot_state(self, model: str) -> State:
         slot = self._slots.get(engine_key(self.settings, model))
         return slot.state if slot else "idle"
@@ -126,7 +161,9 @@ class ModelManager:
     def _engine_for(self, model: str):
         key = engine_key(self.settings, model)
         slot = self._start(key)
-        return slot.engine if slot.state == "ready" else None
+        if slot.state != "ready" or not getattr(slot.engine, "healthy", True):
+            return None  # loading, failed, or a team server that is down (it says when back)
+        return slot.engine
 
     def _start(self, key: EngineKey) -> _Slot:
         with self._lock:
@@ -148,35 +185,55 @@ class ModelManager:
 
     def _load(self, key: EngineKey, slot: _Slot) -> None:
         try:
-            from codet5_lsp.inference.engine import CompletionEngine, resolve_device, \
-                default_compute_type
-            from codet5_lsp.inference.models import resolve_model
+            if key.backend:  # generation on a team server (docs/team.md)
+                from codet5_lsp.inference.remote import connect
 
-            device = resolve_device(key.device)
-            compute = default_compute_type(device) if key.compute_type == "auto" else key.compute_type
+                engine = connect(key.backend, key.backend_token_file,
+                                 role="completion" if key.model == self.settings.model
+                                 else "summary",
+                                 on_state=lambda state, msg: self._on_state(key.model, state, msg),
+                                 closed=lambda: self._closed,
+                                 time_budget_s=lambda: self.settings.request_timeout_ms / 1000)
+                return self._loaded(slot, engine)
+            from codet5_lsp.inference.engine import CompletionEngine
+            from codet5_lsp.inference.models import ModelError, check_runtime, resolve_model
+
+            # Device and compute type first: nothing is downloaded or converted for a GPU
+            # that is not there or a type the device cannot run.
+            try:
+                device, compute = check_runtime(key.device, key.compute_type)
+            except ModelError as exc:
+                raise ModelError(f"cannot load {key.model}: {exc}") from None
             files = resolve_model(key.model, quantization=_storage_quantization(compute),
                                   revision=key.revision,
                                   cache_dir=Path(key.cache_dir) if key.cache_dir else None,
                                   offline=key.offline, log=log.info)
-            engine = CompletionEngine(files, device=device, compute_type=compute,
-                                      intra_threads=self.settings.intra_threads)
+            try:
+                engine = CompletionEngine(files, device=device, compute_type=compute,
+                                          intra_threads=self.settings.intra_threads)
+            except Exception:
+                if files.fresh:  # converted for this attempt only: leave nothing behind
+                    shutil.rmtree(files.folder, ignore_errors=True)
+                raise
         except Exception as exc:  # any failure: report, keep serving
-            log.error("model %s failed to load: %s", key.model, exc)
-            slot.error = str(exc)
+            message = self._with_knob(key.model, str(exc))
+            log.error("model %s failed to load: %s", key.model, message)
+            slot.error = message
             slot.state = "error"
             slot.ready.set()
-            self._on_state(key.model, "error", str(exc))
+            self._on_state(key.model, "error", message)
             return
+        self._loaded(slot, engine)
+
+    def _loaded(self, slot: _Slot, engine) -> None:
         slot.engine = engine
         slot.state = "ready"
         slot.ready.set()
-        self._on_state(key.model, "ready", engine.description)
+        self._on_state(slot.key.model, "ready", engine.description)
 
 
 def _storage_quantization(compute_type: str) -> str:
-    """How a conversion is stored: in the type it will run in (smaller, faster to load).
+    """How a conversion is stored (shared with `convert`: models.storage_quantization)."""
+    from codet5_lsp.inference.models import storage_quantization
 
-    Plain "int8" would keep a bf16 checkpoint's other weights in bf16 (int8_bfloat16), which
-    the CPU then converts back on every load; store int8_float32 instead.
-    """
-    return {"int8": "int8_float32", "default": "none"}.get(compute_type, compute_type)
+    return storage_quantization(compute_type)

@@ -14,15 +14,16 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
-from codet5_lsp.inference.generation import Mode
+from codet5_lsp.inference.generation import GenerationRequest, Mode
 from codet5_lsp.inference.prompts import block_stop_rule, build_completion_request, line_stop_rule
 from codet5_lsp.server.context import CompletionContext, build_completion_context
 from codet5_lsp.server.debounce import AdaptiveDebouncer
 from codet5_lsp.server.documents import Document
 from codet5_lsp.server.postprocess import postprocess
 from codet5_lsp.server.settings import Settings
+from codet5_lsp.server.speculation import Speculator, ends_line
 from codet5_lsp.server.typethrough import TypeThroughCache
 
 if TYPE_CHECKING:
@@ -41,6 +42,21 @@ DEFAULT_T5_MODE: Mode = "decoder"
 # in a long file takes longer (0.1-4 s measured, bench/results/documents.md).
 PARSE_WAIT_S = 0.05
 
+# Inline suggestions offered at most (VS Code cycles them with Alt+]).
+MAX_ALTERNATIVES = 3
+
+# Context budget (prefix tokens) per device when `maxContextTokens` is 0, the default. The
+# exact one-pass prefix costs grow with Q x K, so on CPU the budget drives latency: the
+# 220m shape takes 1.6x as long at 384 tokens as at 256, and the labmodel's quality at 256 and
+# 128 is within noise of 384 (bench/results/context-budget-cpu.md). On a GPU the prefix pass
+# is cheap: the labmodel's training window.
+CONTEXT_BUDGETS = {"cpu": 256, "cuda": 384}
+DEFAULT_CONTEXT_BUDGET = 384
+
+# The text around the cursor that keys the type-through cache (and speculation's entries).
+PREFIX_WINDOW_CHARS = 4000
+SUFFIX_WINDOW_CHARS = 1000
+
 _ids = itertools.count(1)
 
 
@@ -54,6 +70,15 @@ class Suggestion:
     model_ms: float
     from_cache: bool = False
     mode: str = ""
+    # Further distinct suggestions (n-best), post-processed like `text`, best first.
+    alternatives: tuple[str, ...] = ()
+    # The typed text token healing had the model reproduce before `text` (for stats/tests).
+    healed: str = ""
+
+    @property
+    def texts(self) -> list[str]:
+        """Every suggestion to offer, best first (one InlineCompletionItem each)."""
+        return [self.text, *self.alternatives]
 
 
 def choose_mode(setting: str, family: str) -> Mode:
@@ -86,28 +111,38 @@ class CompletionPipeline:
         self.completion_requests = 0
         self.cache_hits = 0
         self._running: dict[str, threading.Event] = {}  # per document: the latest request
+        # The next line, computed while the user reads the shown one (server/speculation.py).
+        self.speculator = Speculator(self, prompt_for, postprocess, PARSE_WAIT_S,
+                                     SUFFIX_WINDOW_CHARS, PREFIX_WINDOW_CHARS)
 
     def update_settings(self, settings: Settings) -> None:
         old, self.settings = self.settings, settings
+        if old != settings:  # cached suggestions were made under the old settings
+            self.cache = TypeThroughCache()
+            self.speculator.reset()
         if (old.debounce_ms, old.debounce_max_ms) != (settings.debounce_ms, settings.debounce_max_ms):
             self.debouncer = _debouncer(settings)
 
-    def counters(self) -> dict[str, int]:
-        """Requests seen, answered from the type-through cache, and sent to the model."""
+    def counters(self) -> dict[str, float]:
+        """Requests seen, answered from the type-through cache, and sent to the model
+        (`modelCalls`: real requests only; speculation's own counters beside them)."""
         return {"completionRequests": self.completion_requests, "cacheHits": self.cache_hits,
-                "modelCalls": self.model_calls}
+                "modelCalls": self.model_calls, **self.speculator.counters()}
 
     def forget(self, uri: str) -> None:
         """A closed document: drop its cached suggestions and typing rhythm."""
         self.cache.invalidate(uri)
         self.debouncer.forget(uri)
+        self.speculator.forget(uri)
         running = self._running.pop(uri, None)
         if running is not None:
             running.set()
 
     async def complete(self, doc: Document, position, cancel: threading.Event | None = None,
-                       *, debounce: bool = True) -> Suggestion | None:
-        """A suggestion for `position` in `doc`, or None ("no suggestion")."""
+                       *, debounce: bool = True, open_documents: Sequence[Document] = ()
+                       ) -> Suggestion | None:
+        """A suggestion for `position` in `doc`, or None ("no suggestion").
+        `open_documents`: the workspace's other open documents (context from other files)."""
         started = time.perf_counter()
         self.completion_requests += 1
         cancel = cancel or threading.Event()
@@ -117,26 +152,39 @@ class CompletionPipeline:
             previous.set()
         self._running[doc.uri] = cancel
         try:
-            return await self._complete(doc, position, cancel, started, debounce)
+            return await self._complete(doc, position, cancel, started, debounce,
+                                        open_documents)
         finally:
             if self._running.get(doc.uri) is cancel:
                 del self._running[doc.uri]
 
     async def _complete(self, doc: Document, position, cancel: threading.Event, started: float,
-                        debounce: bool) -> Suggestion | None:
+                        debounce: bool, open_documents: Sequence[Document] = ()
+                        ) -> Suggestion | None:
         settings = self.settings
         if getattr(doc, "too_large", False) or getattr(doc, "binary", False):
             return None
         if doc.language_id in settings.disabled_languages:
             return None
         offset = doc.offset_at(position)  # raises InvalidPositionError for bad positions
-        text = doc.text
-        prefix_window, suffix_window = text[max(0, offset - 4000):offset], text[offset:offset + 1000]
-        cached = self.cache.lookup(doc.uri, prefix_window, suffix_window)
-        if cached:
-            self.cache_hits += 1
-            return Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True)
+        speculator = self.speculator
+        speculator.drop_incompatible(doc, offset)
+        served = self._from_cache(doc, offset, started, open_documents)
+        if served is not None:
+            return served
+        if speculator.answers_nothing(doc, offset):
+            return None  # the model's answer here is a line break (server/speculation.py)
         edits_seen = doc.edit_count
+        if await speculator.wait_for(doc, offset, cancel, settings.request_timeout_ms / 1000):
+            if cancel.is_set() or doc.edit_count != edits_seen:
+                return None
+            served = self._from_cache(doc, offset, started, open_documents)
+            if served is not None:
+                return served
+            if speculator.answers_nothing(doc, offset):
+                return None
+        text = doc.text
+        prefix_window, suffix_window = self._windows(text, offset)
         if debounce and not await self.debouncer.wait(doc.uri):
             return None
         if cancel.is_set():  # superseded while waiting
@@ -153,26 +201,9 @@ class CompletionPipeline:
         await doc.parse_cooperatively(budget_s=PARSE_WAIT_S)
         if cancel.is_set() or doc.edit_count != edits_seen:
             return None
-        tokenizer = engine.tokenizer
-        meta = engine.meta
-        mode = choose_mode(settings.completion_mode, meta.family)
-        # Only the infill prompt shows the model the text after the cursor: other modes skip
-        # fitting it (one tokenizer call, ~10% of the context step).
-        suffix_tokens = settings.max_suffix_tokens if mode == "infill" else 0
-        ctx = build_completion_context(doc, position, tokenizer.count,
-                                       settings.max_context_tokens, suffix_tokens)
+        ctx, mode, request = prompt_for(doc, position, engine, settings, open_documents)
         if ctx.in_string_or_comment and ctx.mid_line:
             return None
-        request = build_completion_request(
-            mode, without_lone_surrogates(ctx.prefix), without_lone_surrogates(ctx.suffix),
-            tokenizer,
-            max_prefix_tokens=settings.max_context_tokens,
-            max_suffix_tokens=suffix_tokens,
-            max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
-            bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
-            next_sentinel=meta.next_sentinel_token, decoder_marker=settings.decoder_marker,
-            stop_rule=stop_rule_for(ctx),
-        )
         self.model_calls += 1
         future = engine.submit(request, cancel)
         try:
@@ -190,8 +221,85 @@ class CompletionPipeline:
         final = postprocess(result.text, ctx)
         if not final:
             return None
-        self.cache.store(doc.uri, prefix_window, suffix_window, final)
-        return Suggestion(f"s{next(_ids)}", final, _ms(started), result.model_ms, mode=mode)
+        others: list[str] = []
+        for text in getattr(result, "alternatives", ()):
+            other = postprocess(text, ctx)
+            if other and other != final and other not in others:
+                others.append(other)
+        self.cache.store(doc.uri, prefix_window, suffix_window, final, tuple(others))
+        suggestion = Suggestion(f"s{next(_ids)}", final, _ms(started), result.model_ms,
+                                mode=mode, alternatives=tuple(others),
+                                healed=getattr(result, "healed", ""))
+        if not ctx.multiline and ends_line(result.text, final, result.stop_reason):
+            speculator.after_shown(doc, offset, final, suggestion.id, open_documents)
+        return suggestion
+
+    @staticmethod
+    def _windows(text: str, offset: int) -> tuple[str, str]:
+        return (text[max(0, offset - PREFIX_WINDOW_CHARS):offset],
+                text[offset:offset + SUFFIX_WINDOW_CHARS])
+
+    def _from_cache(self, doc: Document, offset: int, started: float,
+                    open_documents: Sequence[Document]) -> Suggestion | None:
+        """The rest of a suggestion the user is typing through (or a speculation's answer
+        after accept + Enter), with no model call; None on a miss."""
+        prefix_window, suffix_window = self._windows(doc.text, offset)
+        found = self.cache.lookup_all(doc.uri, prefix_window, suffix_window)
+        if not found:
+            return None
+        cached = found[0]
+        self.cache_hits += 1
+        suggestion = Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True,
+                                alternatives=tuple(found[1:]))
+        step = self.speculator.note_served(doc, offset, cached)
+        if step is not None and step.line_complete:  # keep the chain a line ahead
+            self.speculator.after_shown(doc, offset, cached, suggestion.id, open_documents)
+        return suggestion
+
+
+def prompt_for(doc: Document, position, engine, settings: Settings,
+               open_documents: Sequence[Document] = ()
+               ) -> tuple[CompletionContext, Mode, GenerationRequest]:
+    """(context, mode, request) of a completion at `position`: the one path from the
+    document to the model call, shared by completions and `codet5.showContext` (which shows
+    exactly what this request holds)."""
+    tokenizer = engine.tokenizer
+    meta = engine.meta
+    mode = choose_mode(settings.completion_mode, meta.family)
+    # Only the infill prompt shows the model the text after the cursor: other modes skip
+    # fitting it (one tokenizer call, ~10% of the context step).
+    suffix_tokens = settings.max_suffix_tokens if mode == "infill" else 0
+    budget = context_budget_for(engine, settings)
+    ctx = build_completion_context(doc, position, tokenizer.count, budget, suffix_tokens,
+                                   open_documents)
+    request = build_completion_request(
+        mode, without_lone_surrogates(ctx.prefix), without_lone_surrogates(ctx.suffix),
+        tokenizer,
+        max_prefix_tokens=budget,
+        max_suffix_tokens=suffix_tokens,
+        max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
+        bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
+        next_sentinel=meta.next_sentinel_token, decoder_marker=settings.decoder_marker,
+        stop_rule=stop_rule_for(ctx),
+        healer=getattr(engine, "healer", None) if settings.token_healing else None,
+        alternatives=alternatives_for(engine, settings),
+    )
+    return ctx, mode, request
+
+
+def context_budget_for(engine, settings: Settings) -> int:
+    """Prefix tokens of context: the setting, or per device (CONTEXT_BUDGETS)."""
+    if settings.max_context_tokens > 0:
+        return settings.max_context_tokens
+    return CONTEXT_BUDGETS.get(getattr(engine, "device", "cpu"), DEFAULT_CONTEXT_BUDGET)
+
+
+def alternatives_for(engine, settings: Settings) -> int:
+    """Suggestions per request: the setting, or per device (1 on CPU, where each alternative
+    costs about one more continuation; 3 on a GPU, where a batch of them costs about one)."""
+    if settings.alternatives > 0:
+        return min(settings.alternatives, MAX_ALTERNATIVES)
+    return 3 if getattr(engine, "device", "cpu") == "cuda" else 1
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

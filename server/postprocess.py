@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from codet5_lsp.server.context import CompletionContext
+from codet5_lsp.server.repetition import cut_repeated_text
 
 Filter = Callable[[str, CompletionContext], "str | None"]
 
@@ -231,6 +232,59 @@ def match_indentation_style(text: str, ctx: CompletionContext) -> str | None:
     return "\n".join(out)
 
 
+_BLOCK_OPENER_ENDINGS = (":", "{", "(", "[", "=>", "->", " do", " then")
+
+
+def needed_indent(ctx: CompletionContext) -> tuple[int, bool] | None:
+    """(columns, opens) of the line at the cursor: one level deeper than the previous code
+    line when that line opens a block (or the cursor is known to start one), else the
+    previous code line's own; `opens` says which. None when nothing precedes the line."""
+    before = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)] if ctx.prefix.endswith(
+        ctx.line_prefix) else ctx.prefix
+    tab = _tab_width(ctx)
+    unit = _indent_width(ctx.indent_unit or "    ", tab) or 4
+    for line in reversed(before.split("\n")[-50:]):
+        if not line.strip():
+            continue
+        width = _indent_width(line, tab)
+        opens = ctx.cursor_kind == "block_start" or line.rstrip().endswith(_BLOCK_OPENER_ENDINGS)
+        return (width + unit, True) if opens else (width, False)
+    return None
+
+
+def cap_first_line_indent(text: str, ctx: CompletionContext) -> str | None:
+    """With the cursor in a line's indentation, never indent the line deeper than its block
+    needs.
+
+    After Enter the editor (or the user) has chosen the indentation; a suggestion that adds
+    whitespace of its own - a token-boundary artefact (`Ġreturn` after `ĠĠĠĠ`; token healing
+    prevents most, this is the guarantee) or a model that would go back into the block the
+    user just left - would give `     return` or undo a dedent. So added whitespace is kept
+    only up to what the line can need (`needed_indent`): from column 0, the previous line's
+    depth (one level more after an opener); from a partial indent under an opener, the rest
+    of that level; otherwise none.
+    """
+    if ctx.line_prefix.strip() or text[:1] not in (" ", "\t"):
+        return text
+    need = needed_indent(ctx)
+    if need is None:
+        return text
+    needed, opens = need
+    tab = _tab_width(ctx)
+    first, newline, rest = text.partition("\n")
+    lead = _leading_ws(first)
+    have = _indent_width(ctx.line_prefix, tab)
+    target = needed if have == 0 or (opens and have < needed) else have
+    if _indent_width(ctx.line_prefix + lead, tab) <= target:
+        return text
+    keep = ""
+    for ch in lead:  # the longest start of the added whitespace that stays within target
+        if _indent_width(ctx.line_prefix + keep + ch, tab) > target:
+            break
+        keep += ch
+    return keep + first[len(lead):] + newline + rest
+
+
 def drop_repetitive_lines(text: str, ctx: CompletionContext) -> str | None:
     """Cut a model loop: a line (or a group of 2-3 lines) repeated 3+ times in a row.
 
@@ -383,6 +437,7 @@ def drop_trivial(text: str, ctx: CompletionContext) -> str | None:
 DEFAULT_FILTERS: tuple[Filter, ...] = (
     trim_to_line,
     match_indentation_style,
+    cap_first_line_indent,
     drop_repetitive_lines,
     trim_to_block,
     drop_suffix_repetition,
@@ -399,4 +454,4 @@ def postprocess(text: str, ctx: CompletionContext,
         result = step(result, ctx)
         if not result:
             return None
-    return result
+    return cut_repeated_text(result) or None  # a model loop: keep its first round

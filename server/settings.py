@@ -35,10 +35,23 @@ class Settings:
     completion_mode: CompletionMode = "auto"
     # Encoder input for the decoder-only mode; CodeT5+ released no id for the paper's [CLM].
     decoder_marker: str = "<s></s>"
-    max_context_tokens: int = 384
+    # Prefix tokens of context; 0: per device (pipeline.CONTEXT_BUDGETS: 256 on CPU, where
+    # the one-pass prefix cost grows with its square, 384 on a GPU).
+    max_context_tokens: int = 0
     max_suffix_tokens: int = 128
     max_new_tokens: int = 48
     max_multiline_tokens: int = 128
+    # Token healing (inference/healing.py): the model re-writes the partial token before the
+    # cursor, so suggestions continue what was typed (no stray space after indentation).
+    token_healing: bool = True
+    # Inline suggestions per request (n-best, cycled with Alt+] in VS Code). 0: per device,
+    # 1 on CPU (each alternative costs about one more continuation there), 3 on a GPU.
+    alternatives: int = 0
+    # Speculation (server/speculation.py): after a line suggestion is shown, compute the line
+    # that follows it at background priority, so accept + Enter is served without waiting
+    # for the model. Depth: lines computed ahead of the one shown (1 or 2; 0 is off too).
+    speculation: bool = True
+    speculation_depth: int = 1
     summary_model: str = DEFAULT_SUMMARY_MODEL
     summary_max_tokens: int = 48
     summaries_enabled: bool = True
@@ -55,6 +68,10 @@ class Settings:
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     cache_dir: str | None = None
     offline: bool = False
+    # Team deployment (docs/team.md): generation on a team server at this URL instead of a
+    # local model; the token comes from this file, else $CODET5_LSP_TOKEN.
+    backend: str | None = None
+    backend_token_file: str | None = None
 
     def merged(self, overrides: dict[str, Any] | None) -> "Settings":
         """Return a copy with `overrides` applied (camelCase or snake_case keys).
@@ -69,13 +86,20 @@ class Settings:
         updates: dict[str, Any] = {}
         for raw_key, value in overrides.items():
             key = _snake(raw_key)
-            if key not in known or value is None and key not in ("revision", "cache_dir"):
+            if key not in known or value is None and key not in ("revision", "cache_dir", "backend",
+                                                           "backend_token_file"):
                 continue
             updates[key] = _coerce(key, value, hints[key])
+            if key in _MAXIMA and updates[key] > _MAXIMA[key]:
+                raise SettingsError(f"setting {key!r}: at most {_MAXIMA[key]}, got {value!r}")
         return dataclasses.replace(self, **updates)
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# Upper bounds of integer settings that have one.
+_MAXIMA = {"speculation_depth": 2}
 
 
 def _snake(key: str) -> str:

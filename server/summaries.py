@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from codet5_lsp.inference.prompts import build_summary_request
+from codet5_lsp.server.repetition import cut_repeated_words
 from codet5_lsp.server.settings import Settings
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class SummaryService:
         try:
             result = await asyncio.wrap_future(engine.submit(request, cancel))
             if result.stop_reason != "cancelled":
-                text = first_sentence(result.text)
+                text = cut_repeated_words(first_sentence(result.text))
         except asyncio.CancelledError:
             cancel.set()  # stops the generation on the engine thread
             raise
@@ -125,6 +126,18 @@ class SummaryService:
             return None
         self.cache.put(model, definition.body_hash, text)
         return Summary(text, model, False)
+
+    def unavailable_note(self) -> str | None:
+        """Hover text when no summary can be written yet because the summary model is still
+        loading (the first seconds after start, or a first download), else None.
+
+        A hover that answers null while the model loads looks like a feature that does not
+        work; a short note says it is coming.
+        """
+        status = self.models.summary_status()
+        if status["state"] in ("loading", "idle"):
+            return f"*codet5-lsp: loading the summary model {_short(status['model'] or '')}…*"
+        return None
 
     def schedule_prefetch(self, definitions: Callable[[], Sequence]) -> None:
         """Prefetch `definitions()` once the editor has been quiet for the configured delay.
@@ -181,7 +194,20 @@ def _log_failure(task: asyncio.Future) -> None:
         log.warning("background summary failed: %s", task.exception())
 
 
+def _short(model: str) -> str:
+    return model.rstrip("/").split("/")[-1] if "/" in model else model
+
+
 def hover_markdown(summary: Summary, name: str) -> str:
     """Markdown shown on hover: the sentence, then the model that wrote it."""
-    model = summary.model.rstrip("/").split("/")[-1] if "/" in summary.model else summary.model
-    return f"{summary.text}\n\n*{name} — summary by {model} (codet5-lsp)*"
+    return f"{summary.text}\n\n*{name} — summary by {_short(summary.model)} (codet5-lsp)*"
+
+
+def summary_status_fields(status: dict) -> dict:
+    """The summary model's part of `codet5/status` (ModelManager.summary_status): which model
+    hovers ask for, its state ("loading", "ready", "error", "fallback": failed, the
+    completion model writes summaries, "off"), and the error when there is one."""
+    fields = {"summaryModel": status["model"], "summaryState": status["state"]}
+    if status.get("message"):
+        fields["summaryMessage"] = status["message"]
+    return fields

@@ -34,30 +34,36 @@ def _digest(text: str) -> bytes:
 
 @dataclass(frozen=True)
 class _Entry:
-    suggestion: str
+    suggestions: tuple[str, ...]  # the best first, then the n-best alternatives
     anchor: str  # the last ANCHOR_CHARS characters of the prefix it was shown at
+
+    def matching(self, typed: str) -> list[str]:
+        """The rests of the suggestions that start with `typed`, best first."""
+        return [s[len(typed):] for s in self.suggestions if s.startswith(typed)]
 
 
 def _typed_lengths(prefix: str, entry: _Entry):
     """Candidate counts of characters typed since `entry` was shown, fewest first.
 
-    `prefix` must be (stored prefix) + (the first `typed` characters of the suggestion), so
-    the stored prefix's anchor ends `typed` characters before the end of `prefix`.
+    `prefix` must be (stored prefix) + (the first `typed` characters of one of the
+    suggestions), so the stored prefix's anchor ends `typed` characters before the end of
+    `prefix`.
     """
-    anchor, suggestion = entry.anchor, entry.suggestion
+    anchor = entry.anchor
+    longest = max(len(s) for s in entry.suggestions)
     n = len(prefix)
     if not anchor:
-        if n <= len(suggestion) and suggestion.startswith(prefix):
+        if n <= longest and entry.matching(prefix):
             yield n
         return
-    low = max(0, n - len(suggestion) - len(anchor))
+    low = max(0, n - longest - len(anchor))
     end = n
     while True:
         at = prefix.rfind(anchor, low, end)
         if at < 0:
             return
         typed = n - (at + len(anchor))
-        if suggestion.startswith(prefix[n - typed:]):
+        if entry.matching(prefix[n - typed:]):
             yield typed
         end = at + len(anchor) - 1
 
@@ -90,18 +96,27 @@ class TypeThroughCache:
     def _suffix_digest(self, suffix: str) -> bytes:
         return _digest(suffix[:self.suffix_chars])
 
-    def store(self, uri: str, prefix: str, suffix: str, suggestion: str) -> None:
-        """Remember `suggestion`, shown with the cursor between `prefix` and `suffix`."""
+    def store(self, uri: str, prefix: str, suffix: str, suggestion: str,
+              alternatives: tuple[str, ...] = ()) -> None:
+        """Remember `suggestion` (and its n-best `alternatives`), shown with the cursor between
+        `prefix` and `suffix`."""
         if not suggestion:
             return
         key = _Key(uri, self._prefix_digest(prefix), self._suffix_digest(suffix))
         anchor = prefix[-min(ANCHOR_CHARS, self.prefix_chars):]
-        self._entries[key] = _Entry(suggestion, anchor)
+        kept = tuple(a for a in alternatives if a and a != suggestion)
+        self._entries[key] = _Entry((suggestion, *kept), anchor)
         self._entries.move_to_end(key)
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)
 
     def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
+        """The rest of the best stored suggestion the user is typing through (see
+        `lookup_all`)."""
+        found = self.lookup_all(uri, prefix, suffix)
+        return found[0] if found else None
+
+    def lookup_all(self, uri: str, prefix: str, suffix: str) -> list[str]:
         """The rest of a stored suggestion the user is typing through (see `_lookup`).
 
         Typing an opener through (`sum(` of `sum(xs)`) makes most editors insert its closer
@@ -112,23 +127,25 @@ class TypeThroughCache:
         """
         found = self._lookup(uri, prefix, suffix)
         if found is not None:
-            return found[1] or None
+            return [rest for rest in found[1] if rest]
         closers = len(suffix) - len(suffix.lstrip(AUTO_CLOSERS))
         for k in range(min(closers, 3), 0, -1):
             found = self._lookup(uri, prefix, suffix[k:])
             if found is None:
                 continue
-            typed, rest = found
+            typed, rests = found
             auto = suffix[:k]
-            if (rest.endswith(auto) and len(rest) > k
-                    and all(_OPENER_OF[c] in typed for c in auto)):
-                return rest[:-k]
-        return None
+            if all(_OPENER_OF[c] in typed for c in auto):
+                kept = [rest[:-k] for rest in rests if rest.endswith(auto) and len(rest) > k]
+                if kept:
+                    return kept
+        return []
 
-    def _lookup(self, uri: str, prefix: str, suffix: str) -> tuple[str, str] | None:
-        """(typed part, rest) of a stored suggestion if `prefix` = its prefix + typed part.
+    def _lookup(self, uri: str, prefix: str, suffix: str) -> tuple[str, list[str]] | None:
+        """(typed part, rests) of the stored suggestions if `prefix` = their prefix + typed
+        part: every stored suggestion (best first) that starts with the typed part.
 
-        None when nothing stored matches; the rest is "" when the whole suggestion was typed.
+        None when nothing stored matches; a rest is "" when that whole suggestion was typed.
         With several matches (a suggestion stored at P and another at P + "a"), the one
         stored at the longest prefix (fewest characters typed since) wins: it is the newest
         knowledge about this spot. Each entry keeps the last `ANCHOR_CHARS` characters of
@@ -137,7 +154,7 @@ class TypeThroughCache:
         """
         suffix_digest = self._suffix_digest(suffix)
         digests: dict[int, bytes] = {}  # typed length -> digest of the prefix before it
-        best: tuple[int, _Key, str] | None = None
+        best: tuple[int, _Key, _Entry] | None = None
         for key, entry in self._entries.items():
             if key.uri != uri or key.suffix_digest != suffix_digest:
                 continue
@@ -147,13 +164,14 @@ class TypeThroughCache:
                 if typed not in digests:
                     digests[typed] = self._prefix_digest(prefix[:len(prefix) - typed])
                 if digests[typed] == key.prefix_digest:
-                    best = (typed, key, entry.suggestion)
+                    best = (typed, key, entry)
                     break
         if best is None:
             return None
-        typed, key, suggestion = best
+        typed, key, entry = best
         self._entries.move_to_end(key)
-        return suggestion[:typed], suggestion[typed:]
+        typed_text = prefix[len(prefix) - typed:]
+        return typed_text, entry.matching(typed_text)
 
     def invalidate(self, uri: str) -> None:
         """Forget every suggestion for `uri` (document closed, or replaced wholesale)."""

@@ -114,11 +114,12 @@ def test_detect_checkpoint_kind_rejects_others_by_name(config: dict) -> None:
 CODEGEN_VOCAB = 256
 CODEGEN_EOS = 255
 CODEGEN_WORDS = [f"w{i}" for i in range(CODEGEN_VOCAB - 1)] + ["<|endoftext|>"]
+# The published layout (docs/checkpoints.md): cross-attention in exactly one block, the last
+# (layer_idx == n_layer - 1), no ln_cross_attn; qkv_proj holds k and v (2 * n_embd rows).
 CROSS_ATTENTION_TENSORS = {
-    "decoder.transformer.h.2.crossattention.qkv_proj.weight": (192, 64),
+    "decoder.transformer.h.2.crossattention.q_attn.weight": (64, 64),
+    "decoder.transformer.h.2.crossattention.qkv_proj.weight": (128, 64),
     "decoder.transformer.h.2.crossattention.out_proj.weight": (64, 64),
-    "decoder.transformer.h.2.ln_cross_attn.weight": (64,),
-    "decoder.transformer.h.2.ln_cross_attn.bias": (64,),
 }
 
 
@@ -145,8 +146,10 @@ def _codet5p_config(decoder: CodeGenConfig) -> dict:
         "pad_token_id": CODEGEN_EOS,
         "torch_dtype": "float32",
         "encoder": {**sub, "model_type": "codet5p_module", "n_embd": 32, "n_layer": 1},
+        # as published: no head_dim, bos 1 (not CodeGen's), eos <|endoftext|>, pad null
         "decoder": {**sub, "model_type": "codet5p_module", "add_cross_attention": True,
-                    "is_decoder": True, "head_dim": 16, "architectures": ["CodeT5pForCausalLM"]},
+                    "is_decoder": True, "bos_token_id": 1, "pad_token_id": None,
+                    "architectures": ["CodeT5pForCausalLM"]},
     }
 
 
@@ -155,10 +158,15 @@ def _codet5p_tensors(model: CodeGenForCausalLM) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(7)
     tensors = {f"decoder.{k}": v.detach().clone() for k, v in model.state_dict().items()}
     tensors.update({k: torch.randn(s, generator=generator) for k, s in CROSS_ATTENTION_TENSORS.items()})
-    tensors["decoder.transformer.h.0.attn.causal_mask"] = torch.ones(1, 1, 8, 8, dtype=torch.bool)
-    tensors["encoder.transformer.wte.weight"] = torch.randn(CODEGEN_VOCAB, 32, generator=generator)
-    tensors["encoder.transformer.h.0.attn.qkv_proj.weight"] = torch.randn(96, 32, generator=generator)
-    tensors["encoder.transformer.ln_f.weight"] = torch.ones(32)
+    for layer in range(model.config.n_layer):  # persistent buffers, as published
+        tensors[f"decoder.transformer.h.{layer}.attn.causal_mask"] = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    tensors["decoder.transformer.h.2.crossattention.causal_mask"] = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    # the encoder's names have no "transformer." (CodeGen-350M-like, narrower than the decoder)
+    tensors["encoder.wte.weight"] = torch.randn(CODEGEN_VOCAB, 32, generator=generator)
+    tensors["encoder.h.0.attn.qkv_proj.weight"] = torch.randn(96, 32, generator=generator)
+    tensors["encoder.h.0.attn.causal_mask"] = torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    tensors["encoder.ln_f.weight"] = torch.ones(32)
+    tensors["encoder.ln_f.bias"] = torch.zeros(32)
     tensors["enc_to_dec_proj.weight"] = torch.randn(64, 32, generator=generator)
     return tensors
 
@@ -205,6 +213,8 @@ def test_extracted_decoder_is_exactly_the_codegen_weights(codegen_case: dict) ->
     assert config["model_type"] == "codegen" and config["architectures"] == ["CodeGenForCausalLM"]
     assert (config["n_embd"], config["n_layer"], config["n_head"], config["rotary_dim"]) == (64, 3, 4, 8)
     assert "head_dim" not in config and "add_cross_attention" not in config
+    # CodeGen's bos is its eos (<|endoftext|>); the sub-config's bos 1 is not copied
+    assert config["bos_token_id"] == config["eos_token_id"] == CODEGEN_EOS
     assert (hf_dir / "tokenizer.json").is_file() and not (hf_dir / "modeling_codet5p.py").exists()
     assert not hf_dir.with_name(hf_dir.name + ".partial").exists()
 
@@ -436,3 +446,19 @@ def test_bimodal_errors_name_missing_and_inconsistent_tensors(tmp_path: Path) ->
     with pytest.raises(CheckpointLayoutError, match="lm_head.weight"):
         bimodal_to_t5(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stored", ["shared.weight", "encoder.embed_tokens.weight",
+                                    "decoder.embed_tokens.weight"])
+def test_bimodal_embedding_may_be_stored_under_any_of_its_three_names(tmp_path: Path, stored: str) -> None:
+    """Which embedding the published .bin holds is not documented (the class lists
+    encoder.embed_tokens.weight as an authorized missing key): each one alone must do."""
+    reference = _reference_t5(tied=True)
+    names = {"shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight"}
+    present = set(reference.state_dict())
+    drop = tuple(sorted((names - {stored}) & present)) + (("lm_head.weight",) if "lm_head.weight" in present else ())
+    src = _save_bimodal(tmp_path / "src", reference, True, drop=drop)
+    bimodal_to_t5(src, tmp_path / "out")
+    written = load_file(str(tmp_path / "out" / "model.safetensors"))
+    assert torch.equal(written["shared.weight"], reference.shared.weight)
+    assert not names - {"shared.weight"} & set(written)

@@ -69,8 +69,11 @@ def test_doctor_reports_versions_devices_and_model(labmodel_int8):
                 "model_status"):
         assert key in proc.stdout
     assert "loads" in proc.stdout
-    # the probe ran on this (stock, pinned 4.8.5) ctranslate2
-    assert "t5_one_pass_prefix: needs the conversion rewrite" in proc.stdout
+    # the probe ran on this (stock, pinned 4.8.5) ctranslate2; the user need not act
+    assert "t5_one_pass_prefix: stock ctranslate2: T5 conversions get our rewrite " \
+        "automatically; nothing to do" in proc.stdout
+    # the hover model's state is reported too (the labmodel stands in for both here)
+    assert "summary_model:" in proc.stdout and "summary_status:" in proc.stdout
 
 
 def test_doctor_fails_on_a_broken_model(tmp_path):
@@ -121,3 +124,18 @@ def test_stats_reads_the_local_log(tmp_path):
     proc = run("stats", "--stats-file", str(log))
     assert proc.returncode == 0
     assert "50" in proc.stdout  # 1 of 2 accepted
+
+
+def test_complete_after_enter_starts_with_code_not_a_space(labmodel_float32, tmp_path):
+    """`def add(a, b):` + Enter + auto-indent: the printed suggestion is what would be
+    inserted at column 5, so it must start with code (token healing), and the line it makes
+    has the block's indentation (4), not 5."""
+    source = tmp_path / "demo.py"
+    source.write_text("def add(a, b):\n    \n")
+    proc = run("complete", f"{source}:2:5", "--model", str(labmodel_float32.folder),
+               "--device", "cpu", "--compute-type", "float32")
+    assert proc.returncode == 0, proc.stderr
+    first_line = proc.stdout.split("\n")[0]
+    assert first_line and not first_line[0].isspace(), repr(proc.stdout)
+    inserted = "    " + first_line
+    assert len(inserted) - len(inserted.lstrip()) == 4

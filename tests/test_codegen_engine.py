@@ -52,3 +52,21 @@ def test_codet5p_2b_layout_serves_exact_causal_completions(tmp_path):
         assert produced >= 12
     finally:
         engine.close()
+
+
+def test_doctor_says_a_2b_layout_serves_the_codegen_mono_decoder(tmp_path):
+    """Decoder-only use of a 2B+ checkpoint drops what CodeT5+ training changed (the
+    cross-attention): doctor tells the user which model really completes their code."""
+    import subprocess
+    import sys
+
+    model = _codegen_decoder()
+    src = _save_codet5p(tmp_path / "codet5p-tiny", model, _codet5p_tensors(model),
+                        "safetensors-sharded")
+    proc = subprocess.run([sys.executable, "-m", "codet5_lsp.server.cli", "doctor", "--model",
+                           str(src), "--device", "cpu", "--compute-type", "float32",
+                           "--cache-dir", str(tmp_path / "cache")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    family = next(line for line in proc.stdout.splitlines() if "model_family:" in line)
+    assert "CodeGen-mono decoder" in family and "cross-attention" in family

@@ -12,7 +12,8 @@ from codet5_lsp.server.context import (BLOCK_START, IN_COMMENT, IN_STRING, LINE_
                                        nearby_functions,
                                        build_completion_context, cursor_kind,
                                        definition_at, detect_indent_unit, enclosing_definition,
-                                       imports, last_n_tokens_context, outline)
+                                       imports, last_n_tokens_context, outline,
+                                       similar_function_context)
 from codet5_lsp.server.documents import DocumentStore
 
 
@@ -345,10 +346,10 @@ SIMILAR_SRC = ("import json\nimport os\n\n\n"
                "    with open(path) as handle:\n        return json.lo")
 
 
-def test_build_context_keeps_the_window_near_the_cursor_and_adds_imports_and_a_similar_function():
+def test_previous_selection_keeps_the_window_and_adds_imports_and_a_similar_function():
     _, doc = _open(SIMILAR_SRC + "\n", "python")
     end = types.Position(line=SIMILAR_SRC.count("\n"), character=len("        return json.lo"))
-    ctx = build_completion_context(doc, end, _count_words, 60, 10)
+    ctx = similar_function_context(doc, end, _count_words, 60, 10)
     assert ctx.prefix_truncated and _count_words(ctx.prefix) <= 60
     head = ("import json\nimport os\n\n"
             "def load_config(path):\n    with open(path) as handle:\n"
@@ -369,7 +370,7 @@ def test_the_similar_function_may_come_from_below_the_cursor_and_is_cut_to_its_s
            "def invoice(cart):\n    price = cart.price\n    count = cart.count\n" + body)
     _, doc = _open(src, "python")
     line = src.splitlines().index("    return price * ")
-    ctx = build_completion_context(doc, types.Position(line=line, character=19), _count_words,
+    ctx = similar_function_context(doc, types.Position(line=line, character=19), _count_words,
                                    90, 0)
     assert ctx.prefix.startswith("def invoice(cart):\n    price = cart.price\n")
     similar = ctx.prefix[:ctx.prefix.index("\n\n") + 1]
@@ -480,9 +481,9 @@ async def test_only_infill_fits_a_suffix(labmodel_int8, monkeypatch):
     budgets = []
     real = pipeline_module.build_completion_context
 
-    def spy(doc, position, count, prefix_tokens, suffix_tokens):
+    def spy(doc, position, count, prefix_tokens, suffix_tokens, *others):
         budgets.append(suffix_tokens)
-        return real(doc, position, count, prefix_tokens, suffix_tokens)
+        return real(doc, position, count, prefix_tokens, suffix_tokens, *others)
 
     monkeypatch.setattr(pipeline_module, "build_completion_context", spy)
     source = "def area(w, h):\n    return w * h\n\n\ndef volume(w, h, d):\n    return \n"
@@ -498,3 +499,137 @@ async def test_only_infill_fits_a_suffix(labmodel_int8, monkeypatch):
         finally:
             models.close()
     assert budgets == [0, Settings().max_suffix_tokens]
+
+
+# ---- served selection: lines that carry the names the next line needs ----------------------
+STORE_SRC = ('''import json
+
+
+class Store:
+    """Keeps items."""
+
+    def __init__(self, capacity, loader):
+        self.limit = capacity
+        self.loader = loader
+        self.items = {}
+
+    def lookup(self, key, default=None):
+        return self.items.get(key, default)
+
+    def refill(self):
+        while len(self.items) < self.limit:
+            self.items.update(self.loader())
+
+    def report(self):
+''' + "".join(f"        total_{i} = {i}\n" for i in range(150)) + '''        return total_149
+
+    def evict(self, key):
+        if len(self.items) > ''')
+
+
+def _end_of(src: str) -> types.Position:
+    lines = src.split("\n")
+    return types.Position(line=len(lines) - 1, character=len(lines[-1]))
+
+
+def test_served_context_brings_attributes_and_signatures_from_outside_the_window():
+    _, doc = _open(STORE_SRC, "python")
+    ctx = build_completion_context(doc, _end_of(STORE_SRC), _count_words, 240, 0)
+    baseline = last_n_tokens_context(doc, _end_of(STORE_SRC), _count_words, 240, 0)
+    assert ctx.prefix_truncated and _count_words(ctx.prefix) <= 240
+    assert "".join(text for _, text in ctx.prefix_parts) == ctx.prefix
+    kind, window = ctx.prefix_parts[-1]
+    assert kind == "cursor_window" and STORE_SRC.endswith(window)
+    assert window.startswith("        total_")  # the nearest whole lines
+    head = ctx.prefix[:-len(window)]
+    # the names the line may need, far above the window: the attribute and its method
+    assert "limit" not in baseline.prefix
+    assert "    def __init__(self, capacity, loader):\n        self.limit = capacity\n" in head
+    assert "\nclass Store:\n    def __init__" in head  # a method comes with its class header
+    for line in head.splitlines():  # real lines of the file (Python stubs end in " ...")
+        assert not line or line.removesuffix(" ...") in STORE_SRC.splitlines()
+
+
+@pytest.mark.parametrize("budget", [20, 45, 90, 200])
+def test_served_context_stays_within_budget_and_ends_with_the_window(budget):
+    _, doc = _open(STORE_SRC, "python")
+    ctx = build_completion_context(doc, _end_of(STORE_SRC), _count_words, budget, 0)
+    assert _count_words(ctx.prefix) <= budget
+    assert ctx.prefix_parts and ctx.prefix_parts[-1][0] == "cursor_window"
+    assert STORE_SRC.endswith(ctx.prefix_parts[-1][1])
+    assert "".join(text for _, text in ctx.prefix_parts) == ctx.prefix
+
+
+SHAPES_SRC = '''class Box:
+    def __init__(self, width, height):
+        self.width = width
+        self.height = height
+
+    def area(self):
+        return self.width * self.height
+
+    def scaled(self, factor):
+        return Box(self.width * factor, self.height * factor)
+
+
+def unrelated_helper(values):
+    return sorted(values)
+'''
+
+MAIN_SRC = ('''from shapes import Box
+
+
+def build(count):
+    boxes = []
+''' + "".join(f"    step_{i} = {i}\n" for i in range(120)) + '''    for i in range(count):
+        boxes.append(Box(i, i))
+    first = boxes[0]
+    return first.''')
+
+
+def test_cross_file_context_brings_signatures_of_imported_names_from_other_open_documents():
+    store, doc = _open(MAIN_SRC, "python")
+    shapes = store.open("file:///work/shapes.py", SHAPES_SRC, "python", 1)
+    notes = store.open("file:///work/notes.js", "class Box { area() {} }\n", "javascript", 1)
+    position = _end_of(MAIN_SRC)
+    alone = build_completion_context(doc, position, _count_words, 180, 0)
+    ctx = build_completion_context(doc, position, _count_words, 180, 0, [notes, shapes])
+    assert "scaled" not in alone.prefix
+    parts = dict(ctx.prefix_parts)
+    other = parts["other_files"]
+    assert other.startswith("# work/shapes.py\nclass Box:\n")  # a comment in Python names it
+    assert "    def scaled(self, factor): ..." in other and "    def area(self): ..." in other
+    assert "area() {}" not in ctx.prefix  # another language is not shown
+    assert _count_words(ctx.prefix) <= 180 and MAIN_SRC.endswith(ctx.prefix_parts[-1][1])
+    assert [k for k, _ in ctx.prefix_parts][-1] == "cursor_window"
+    # the function around the cursor: its header without " ...", its body is the window
+    assert parts["definitions"] == "def build(count):\n\n"
+
+
+def test_cross_file_candidates_are_the_imported_names_or_the_whole_imported_module():
+    from codet5_lsp.server.retrieval import other_document_units
+
+    store, doc = _open("import numbers\nfrom shapes import Box\n", "python")
+    shapes = store.open("file:///work/shapes.py", SHAPES_SRC, "python", 1)
+    by_name = other_document_units(doc, [b"Box"], [shapes])
+    assert [u.text for u in by_name][:2] == ["class Box:", "    def __init__(self, width, height):"]
+    assert not any("unrelated_helper" in u.text for u in by_name)
+    whole = other_document_units(doc, [b"shapes"], [shapes])  # a module import: everything
+    assert any("unrelated_helper" in u.text for u in whole)
+    assert other_document_units(doc, [b"numbers"], [shapes]) == []
+
+
+AFTER_SRC = STORE_SRC + "self.limit:\n            self.items.popitem()\n        return key\n"
+
+
+def test_lines_after_the_cursor_go_last_in_decoder_mode_only():
+    _, doc = _open(AFTER_SRC, "python")
+    cursor = _end_of(STORE_SRC)
+    ctx = build_completion_context(doc, cursor, _count_words, 240, 0)
+    kinds = [k for k, _ in ctx.prefix_parts]
+    assert kinds[-2:] == ["after_cursor", "cursor_window"]
+    # `popitem` is new; `return key` adds no name the window lacks: not worth its tokens
+    assert dict(ctx.prefix_parts)["after_cursor"] == "            self.items.popitem()\n\n"
+    infill = build_completion_context(doc, cursor, _count_words, 240, 64)
+    assert "after_cursor" not in dict(infill.prefix_parts)  # the suffix shows them already
+    assert infill.suffix.startswith("self.limit:\n            self.items.popitem()")

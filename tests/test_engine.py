@@ -8,7 +8,8 @@ import threading
 import pytest
 
 from codet5_lsp.inference.engine import CompletionEngine, EngineError
-from codet5_lsp.inference.prompts import build_completion_request, build_summary_request
+from codet5_lsp.inference.prompts import (build_completion_request, build_summary_request,
+                                          line_stop_rule)
 
 from .conftest import real_code_cases
 
@@ -89,6 +90,25 @@ def test_queued_compatible_requests_share_a_batch_and_keep_their_results(engine)
     batched = [f.result(30) for f in futures]
     assert [r.extra["batch_size"] for r in batched] == [4, 4, 4, 4]
     assert [r.tokens for r in batched] == [r.tokens for r in alone]
+
+
+def test_one_pass_requests_are_not_merged_and_keep_their_results(engine):
+    """Decoder-mode prefixes of equal length go through ctranslate2 in one pass each: merged,
+    ctranslate2 would report every example's tokens as batch 0 and cut the wrong one."""
+    def request(i):
+        return build_completion_request("decoder", CASES[i][0], "", engine.tokenizer,
+                                        max_prefix_tokens=64, max_suffix_tokens=0,
+                                        max_new_tokens=16, stop_rule=line_stop_rule)
+
+    assert len({len(request(i).decoder_prefix) for i in range(1, 5)}) == 1
+    alone = [engine.generate(request(i)) for i in range(1, 5)]
+    release, first = _blocker(engine)
+    futures = [engine.submit(request(i)) for i in range(1, 5)]
+    release.set()
+    first.result(30)
+    queued = [f.result(30) for f in futures]
+    assert [r.extra["batch_size"] for r in queued] == [1, 1, 1, 1]
+    assert [r.tokens for r in queued] == [r.tokens for r in alone]
 
 
 def test_a_failing_request_does_not_kill_the_worker(engine):

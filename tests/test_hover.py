@@ -15,6 +15,7 @@ from codet5_lsp.server.context import definition_at
 from codet5_lsp.server.documents import DocumentStore
 from codet5_lsp.server.model_manager import ModelManager
 from codet5_lsp.server.settings import Settings
+from codet5_lsp.server.repetition import cut_repeated_words
 from codet5_lsp.server.summaries import MAX_SOURCE_TOKENS, SummaryService, first_sentence
 
 from .test_lsp_e2e import _start, _status_of, _wait_for
@@ -78,7 +79,9 @@ def test_summary_equals_transformers_greedy(service, labmodel_path):
         out = model.generate(input_ids=torch.tensor([ids]), do_sample=False, num_beams=1,
                              max_new_tokens=service.settings.summary_max_tokens)
     reference = engine.tokenizer._tok.decode(out[0].tolist(), skip_special_tokens=True)
-    assert summary.text == first_sentence(reference)
+    # the server shows transformers' greedy sentence through the loop filter (the labmodel
+    # loops here: "... of the given list of the given list ...")
+    assert summary.text == cut_repeated_words(first_sentence(reference))
     assert summary.text
 
 
@@ -279,3 +282,56 @@ def test_prefetch_waits_while_a_completion_or_hover_is_running(service):
     assert asyncio.run(run()) == []
     assert asked == ["neighbours"]
     slow.result(30)
+
+
+async def _hover_at(client, uri, position):
+    return await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position))
+
+
+async def test_a_hover_while_the_summary_model_loads_says_so(labmodel_float32, labmodel_path,
+                                                             tmp_path):
+    """A raw checkpoint as summary model: it converts for seconds after the completion model
+    is ready; a hover meanwhile is a short note, then the summary; the status item follows."""
+    client, _result, statuses = await _start(
+        ["--model", str(labmodel_float32.folder), "--summary-model", str(labmodel_path),
+         "--device", "cpu", "--cache-dir", str(tmp_path / "cache")], tmp_path,
+        requestTimeoutMs=120000)
+    try:
+        uri = "file:///tmp/hover.py"
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=CODE)))
+        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        position = _pos("def join_all(folder, names):", 6)
+        early = await _hover_at(client, uri, position)
+        assert early is not None, "a silent null while the summary model loads"
+        assert early.contents.value == "*codet5-lsp: loading the summary model labmodel…*"
+        assert await _wait_for(lambda: statuses[-1].get("summaryState") == "ready"), statuses
+        assert statuses[-1]["state"] == "ready"
+        assert statuses[-1]["summaryModel"] == str(labmodel_path)
+        later = await _hover_at(client, uri, position)
+        assert "summary by labmodel" in later.contents.value
+    finally:
+        await client.shutdown_session()
+
+
+async def test_a_summary_model_that_fails_falls_back_visibly(labmodel_float32, tmp_path):
+    missing = tmp_path / "no-summary-model"
+    folder = labmodel_float32.folder
+    client, _result, statuses = await _start(
+        ["--model", str(folder), "--summary-model", str(missing), "--device", "cpu",
+         "--compute-type", "float32"], tmp_path, requestTimeoutMs=120000)
+    try:
+        uri = "file:///tmp/hover.py"
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=CODE)))
+        assert await _wait_for(lambda: statuses and statuses[-1]["state"] == "ready"
+                               and statuses[-1].get("summaryState") == "fallback"), statuses
+        assert str(missing) in statuses[-1]["summaryMessage"]
+        hover = await _hover_at(client, uri, _pos("def join_all(folder, names):", 6))
+        # written by the completion model (named by its source: the labmodel checkpoint)
+        assert "summary by labmodel" in hover.contents.value
+    finally:
+        await client.shutdown_session()

@@ -224,3 +224,132 @@ async def test_a_long_reparse_does_not_hold_completions(labmodel_float32, tmp_pa
         assert finished == ["completion", "code actions"]
     finally:
         await client.shutdown_session()
+
+
+async def test_healing_and_alternatives_over_stdio(labmodel_float32, tmp_path):
+    """After Enter + auto-indent the item starts with code (token healing; off, the labmodel
+    suggests a stray space); with `alternatives: 3` one request answers several distinct
+    items, the first the same as the single answer."""
+    client, _result, statuses = await _start(
+        ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
+        tmp_path, debounceMs=0, requestTimeoutMs=120000)
+
+    async def items_at(uri: str, text: str, position: types.Position) -> list[str]:
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=text)))
+        reply = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+        items = reply.items if hasattr(reply, "items") else reply
+        return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value
+                for i in items]
+
+    def configure(**values) -> None:
+        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
+            settings={"codet5": values}))
+
+    try:
+        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        after_enter = "def add(a, b):\n    \n"
+        at_indent = types.Position(line=1, character=4)
+        (healed, *_) = await items_at("file:///tmp/h1.py", after_enter, at_indent)
+        assert healed and not healed[0].isspace(), repr(healed)
+        configure(tokenHealing=False)
+        (plain, *_) = await items_at("file:///tmp/h2.py", after_enter, at_indent)
+        # post-processing caps the indent; the unhealed model text is a different suggestion
+        assert plain != healed
+
+        configure(tokenHealing=True, alternatives=3)
+        source = "import os\n\n\ndef join_all(parts):\n    return os.path.\n"
+        at_dot = types.Position(line=4, character=19)
+        several = await items_at("file:///tmp/n1.py", source, at_dot)
+        assert len(several) >= 2 and len(set(several)) == len(several), several
+        configure(alternatives=1)
+        single = await items_at("file:///tmp/n2.py", source, at_dot)
+        assert single == several[:1]
+    finally:
+        await client.shutdown_session()
+
+
+SPECULATION_SOURCE = '''def build(settings, ctx, tokenizer, meta):
+    request = build_completion_request(
+        ctx.prefix, ctx.suffix, tokenizer,
+        max_prefix_tokens=settings.max_context_tokens,
+        
+'''
+
+
+async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32, tmp_path):
+    """A line suggestion is shown; the client applies it (didChange), sends the accept command,
+    then Enter with auto-indent (didChange). The request at the end of the accepted line and
+    the next inline completion are answered by the speculation (no model call:
+    codet5.debugStats), and the latter equals what a request on a fresh document with the same
+    text produces."""
+    client, _result, statuses = await _start(
+        ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
+        tmp_path, debounceMs=0, requestTimeoutMs=120000, summariesEnabled=False)
+
+    async def inline(uri: str, position: types.Position) -> list:
+        reply = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
+            context=types.InlineCompletionContext(
+                trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+        return list(reply.items if hasattr(reply, "items") else reply)
+
+    def insert(uri: str, version: int, at: types.Position, text: str) -> None:
+        client.text_document_did_change(types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangePartial(
+                range=types.Range(start=at, end=at), text=text)]))
+
+    async def stats() -> dict:
+        return await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command="codet5.debugStats"))
+
+    def text_of(item) -> str:
+        return item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
+
+    try:
+        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        uri = "file:///tmp/spec.py"
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
+                                                 text=SPECULATION_SOURCE)))
+        lines = SPECULATION_SOURCE.split("\n")
+        line = len(lines) - 2
+        indent = lines[line]
+        shown_at = types.Position(line=line, character=len(indent))
+        (item, *_) = await inline(uri, shown_at)
+        shown = text_of(item)
+        assert shown.strip() and "\n" not in shown
+        # the speculation runs in the background; let it start (a request waits for it anyway)
+        for _ in range(600):
+            if (await stats())["speculativeModelCalls"] >= 1:
+                break
+            await asyncio.sleep(0.1)
+        insert(uri, 2, shown_at, shown)  # accept: the editor inserts the item ...
+        await client.workspace_execute_command_async(types.ExecuteCommandParams(
+            command=item.command.command, arguments=item.command.arguments))  # ... and says so
+        end_of_line = types.Position(line=line, character=len(indent) + len(shown))
+        before = await stats()
+        assert await inline(uri, end_of_line) == []  # the model ended that line
+        insert(uri, 3, end_of_line, "\n" + indent)  # Enter, auto-indent keeps the indentation
+        after_enter = types.Position(line=line + 1, character=len(indent))
+        items = await inline(uri, after_enter)
+        after = await stats()
+        assert after["modelCalls"] == before["modelCalls"]  # no model call for it
+        assert after["speculationHits"] == before["speculationHits"] + 1
+        served = text_of(items[0]) if items else None
+        text = (SPECULATION_SOURCE[:-1].rsplit("\n", 1)[0] + "\n" + indent + shown + "\n"
+                + indent + "\n")
+        fresh_uri = "file:///tmp/fresh.py"  # the same text, opened fresh: a model call
+        client.text_document_did_open(types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(uri=fresh_uri, language_id="python",
+                                                 version=1, text=text)))
+        (fresh, *_) = await inline(fresh_uri, after_enter)
+        assert (await stats())["modelCalls"] == after["modelCalls"] + 1
+        assert served is not None and served == text_of(fresh)
+    finally:
+        await client.shutdown_session()

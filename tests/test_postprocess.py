@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from codet5_lsp.server.context import CompletionContext
 from codet5_lsp.server.postprocess import (
     DEFAULT_FILTERS,
+    cap_first_line_indent,
     drop_repetitive_lines,
     drop_suffix_repetition,
     drop_trivial,
@@ -186,6 +187,46 @@ PIPELINE = [
     pytest.param("def f():\n    █\n    return x\n", ML, "return x\n", None,
                  id="duplicate-of-next-line"),
 ]
+
+
+# After Enter + auto-indent: a suggestion never adds whitespace beyond what the block needs.
+BLOCK = {"multiline": True, "kind": "block_start"}
+CAP_INDENT = [
+    pytest.param("def add(a, b):\n    █\n", BLOCK, " return a + b", "return a + b",
+                 id="stray-space-after-auto-indent"),
+    pytest.param("def add(a, b):\n    █\n", BLOCK, "     return a", "return a",
+                 id="a-whole-extra-level-too"),
+    pytest.param("def add(a, b):\n\t█\n", {**BLOCK, **TABS}, " return a", "return a",
+                 id="tab-indented-file"),
+    pytest.param("def add(a, b):\n\t█\n", {**BLOCK, **TABS}, "\treturn a", "return a",
+                 id="tab-on-tab"),
+    pytest.param("def f():\n█\n", BLOCK, "    return 1", "    return 1",
+                 id="cursor-at-column-0-brought-to-the-body"),
+    pytest.param("def f():\n  █\n", BLOCK, "    return 1", "  return 1",
+                 id="partial-indent-completed-to-one-level"),
+    pytest.param("def f():\n    if x:\n        █\n", BLOCK, " y = 1\n        z = 2",
+                 "y = 1\n        z = 2", id="later-lines-untouched"),
+    pytest.param("def f():\n    x = 1\n    █\n", {"kind": "line_start"}, "  y = 2", "y = 2",
+                 id="sibling-line-no-deeper-than-previous"),
+    pytest.param("def f():\n    x = (\n    █\n", {"kind": "line_start"}, "    1,", "    1,",
+                 id="after-an-open-bracket-one-level-more"),
+    pytest.param("x = █\n", {}, " 1", " 1", id="mid-line-untouched"),
+    pytest.param("def f(x):\n    if x:\n        y = 1\n    █\n", {"kind": "line_start"},
+                 "    z = 2", "z = 2", id="a-dedent-is-not-undone"),
+    pytest.param("def f(x):\n    if x:\n        y = 1\n█\n", {"kind": "line_start"},
+                 "        z = 2", "        z = 2", id="from-column-0-up-to-the-previous-line"),
+    pytest.param("def f(x):\n    if x:\n        y = 1\n█\n", {"kind": "line_start"},
+                 "          z = 2", "        z = 2", id="from-column-0-never-deeper"),
+]
+
+
+@pytest.mark.parametrize(("document", "options", "text", "expected"), CAP_INDENT)
+def test_cap_first_line_indent(document, options, text, expected):
+    options = dict(options)
+    kind = options.pop("kind", "mid_line")
+    ctx = at(document, **options)
+    ctx = CompletionContext(**{**ctx.__dict__, "cursor_kind": kind})
+    assert cap_first_line_indent(text, ctx) == expected
 
 
 @pytest.mark.parametrize(("document", "options", "text", "expected"), TRIM_TO_LINE)

@@ -138,3 +138,16 @@ def test_auto_inserted_closer_after_typed_opener(typed, suffix, expected):
     cache = TypeThroughCache()
     cache.store(URI, PREFIX, SUFFIX, SUGGESTION)
     assert cache.lookup(URI, PREFIX + typed, suffix) == expected
+
+
+def test_alternatives_are_kept_and_served_while_they_match():
+    """n-best items survive a repeat request (VS Code asks again on Alt+]) and typing:
+    the ones that start with what was typed are served, best first."""
+    cache = TypeThroughCache()
+    cache.store("u", "x = ", "\n", "foo(a)", ("bar(b)", "foo(c)", "foo(a)", ""))
+    assert cache.lookup_all("u", "x = ", "\n") == ["foo(a)", "bar(b)", "foo(c)"]
+    assert cache.lookup_all("u", "x = fo", "\n") == ["o(a)", "o(c)"]
+    assert cache.lookup_all("u", "x = foo(c", "\n") == [")"]  # typing an alternative
+    assert cache.lookup_all("u", "x = b", "\n") == ["ar(b)"]
+    assert cache.lookup("u", "x = fo", "\n") == "o(a)"
+    assert cache.lookup_all("u", "x = q", "\n") == []

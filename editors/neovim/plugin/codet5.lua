@@ -21,3 +21,6 @@ vim.api.nvim_create_user_command("CodeT5Status", function()
   local status = codet5().status
   vim.notify(status and vim.inspect(status) or "CodeT5: no status from the server yet")
 end, { desc = "Show the last codet5/status" })
+vim.api.nvim_create_user_command("CodeT5Context", function()
+  codet5().show_context()
+end, { desc = "Show what the model sees for a completion at the cursor" })

@@ -67,6 +67,32 @@ function T.inline_sync()
   return json({ item = items[1] or vim.NIL })
 end
 
+--- insertText of every item the server offers at the cursor (a synchronous request).
+function T.inline_items()
+  local client = require("codet5").clients()[1]
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding)
+  params.context = { triggerKind = 1 }
+  local response = client:request_sync("textDocument/inlineCompletion", params, 120000, 0)
+  if not response or response.err or not response.result then
+    return json({ error = response and response.err or "no response" })
+  end
+  local texts = {}
+  for _, item in ipairs(response.result.items or response.result) do
+    texts[#texts + 1] = item.insertText
+  end
+  return json(texts)
+end
+
+--- Which of the server's items the ghost text shows, e.g. [2, 3]; null when none.
+function T.ghost_position()
+  return json(require("codet5.ghost").position() or vim.NIL)
+end
+
+--- The ghost-text highlight as defined (not following links).
+function T.ghost_hl()
+  return json(vim.api.nvim_get_hl(0, { name = "CodeT5Ghost", link = false }))
+end
+
 --- Text of the floating windows (the hover of `K`).
 function T.floats()
   local texts = {}

@@ -42,6 +42,24 @@ check("utf-16 col after emoji", text.byte_col("a😀b", 3, "utf-16"), 5)
 check("utf-32 col after emoji", text.byte_col("a😀b", 2, "utf-32"), 5)
 check("col clamps", text.byte_col("ab", 10, "utf-16"), 2)
 
+check("context parts under their headers", text.context_lines({
+  { kind = "imports", tokens = 3, text = "import os\n\n" },
+  { kind = "cursor_window", tokens = 5, text = "def f():\n    return os." },
+}, "a.py:2:14"), {
+  "CodeT5 context at a.py:2:14: 2 parts, 8 tokens",
+  "----- imports (3 tokens) -----", "import os", "",
+  "----- cursor_window (5 tokens) -----", "def f():", "    return os.",
+})
+
+check("<C-l> would insert a form feed", text.insert_fallback_ok("<C-l>"), false)
+check("<c-L> too, in any case", text.insert_fallback_ok("<c-L>"), false)
+check("<M-l> would leave insert mode", text.insert_fallback_ok("<M-l>"), false)
+check("<A-]> too", text.insert_fallback_ok("<A-]>"), false)
+check("<M-[> too", text.insert_fallback_ok("<M-[>"), false)
+check("<C-]> expands abbreviations", text.insert_fallback_ok("<C-]>"), true)
+check("<Tab> indents", text.insert_fallback_ok("<Tab>"), true)
+check("<C-e> has a meaning", text.insert_fallback_ok("<C-e>"), true)
+
 io.stdout:write(("%d passed, %d failed\n"):format(passed, failed))
 if failed > 0 then
   os.exit(1)

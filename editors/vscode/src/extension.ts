@@ -23,6 +23,12 @@ import {
   SettingGetter,
 } from "./settings";
 import {
+  formatContext,
+  parseContextReply,
+  SHOW_CONTEXT_COMMAND,
+  SHOW_CONTEXT_SERVER_COMMAND,
+} from "./context";
+import {
   LatencyWindow,
   parseStatus,
   STARTING,
@@ -172,6 +178,29 @@ async function onConfigurationChanged(event: vscode.ConfigurationChangeEvent): P
   }
 }
 
+/** "CodeT5: Show context": the server's codet5.showContext for the cursor, in a new tab. */
+async function showContext(): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor || !client?.isRunning()) {
+    void vscode.window.showWarningMessage("CodeT5: open a file with codet5-lsp running first.");
+    return;
+  }
+  const convert = client.code2ProtocolConverter;
+  const position = editor.selection.active;
+  try {
+    const reply = await client.sendRequest(ExecuteCommandRequest.type, {
+      command: SHOW_CONTEXT_SERVER_COMMAND,
+      arguments: [{ uri: convert.asUri(editor.document.uri), position: convert.asPosition(position) }],
+    });
+    const where = `${vscode.workspace.asRelativePath(editor.document.uri)}:${position.line + 1}:${position.character + 1}`;
+    const content = formatContext(parseContextReply(reply), where);
+    const view = await vscode.workspace.openTextDocument({ content, language: "plaintext" });
+    await vscode.window.showTextDocument(view, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+  } catch (error) {
+    void vscode.window.showErrorMessage(`CodeT5: could not show the context (${String(error)})`);
+  }
+}
+
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   output = vscode.window.createOutputChannel("CodeT5", { log: true });
   statusItem = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
@@ -190,6 +219,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await startClient();
     }),
     vscode.commands.registerCommand("codet5.showLog", () => output.show(true)),
+    vscode.commands.registerCommand(SHOW_CONTEXT_COMMAND, showContext),
     vscode.workspace.onDidChangeConfiguration((event) => void onConfigurationChanged(event)),
     { dispose: () => void stopClient() },
   );

@@ -19,6 +19,7 @@ export interface InitializationOptions {
   completionMode?: CompletionMode;
   maxNewTokens?: number;
   debounceMs?: number;
+  alternatives?: number;
   disabledLanguages?: string[];
   summaryModel?: string;
   summariesEnabled?: boolean;
@@ -38,7 +39,7 @@ const ENUM_KEYS: Record<string, readonly string[]> = {
   completionMode: ["auto", "decoder", "seq2seq", "infill"],
   logLevel: ["debug", "info", "warning", "error"],
 };
-const INTEGER_KEYS = ["maxNewTokens", "debounceMs"] as const;
+const INTEGER_KEYS = ["maxNewTokens", "debounceMs", "alternatives"] as const;
 
 /**
  * Build initializationOptions from settings, dropping values of the wrong type or outside

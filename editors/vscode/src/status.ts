@@ -12,6 +12,10 @@ export interface StatusParams {
   latencyMs?: number;
   model?: string;
   device?: string;
+  /** The hover-summary model and its state (loading / ready / error / fallback / off). */
+  summaryModel?: string;
+  summaryState?: string;
+  summaryMessage?: string;
 }
 
 /** What the status bar shows before the server has said anything. */
@@ -90,6 +94,11 @@ export function statusTooltip(status: StatusParams, enabled: boolean, latency?: 
   } else if (status.device) {
     lines.push(`Device: ${status.device}`);
   }
+  if (status.summaryState) {
+    const name = status.summaryModel ? `${status.summaryModel}: ` : "";
+    const why = status.summaryMessage ? ` (${status.summaryMessage})` : "";
+    lines.push(`Summaries: ${name}${status.summaryState}${why}`);
+  }
   const median = latency?.median();
   if (median !== undefined && latency) {
     lines.push(`Latency: ${formatLatency(median)} (median of last ${latency.count})`);
@@ -118,6 +127,12 @@ export function parseStatus(params: unknown): StatusParams {
   }
   if (typeof p.device === "string") {
     result.device = p.device;
+  }
+  for (const key of ["summaryModel", "summaryState", "summaryMessage"] as const) {
+    const value = p[key];
+    if (typeof value === "string" && value) {
+      result[key] = value;
+    }
   }
   return result;
 }

@@ -20,7 +20,9 @@ M.namespace = api.nvim_create_namespace("codet5.ghost")
 ---@field command? table
 
 ---@class codet5.GhostState
----@field item? codet5.GhostItem
+---@field item? codet5.GhostItem the item shown (one of `items`)
+---@field items? codet5.GhostItem[] every item of the last answer (the server's n-best)
+---@field index? integer position of `item` in `items`
 ---@field extmark? integer
 ---@field pos? integer[] {row, col} (0-based) where the ghost is drawn
 ---@field remainder? string
@@ -95,7 +97,7 @@ function M.clear(bufnr)
     return
   end
   undraw(bufnr, state)
-  state.item = nil
+  state.item, state.items, state.index = nil, nil, nil
 end
 
 local function cancel_pending(bufnr, state)
@@ -162,6 +164,8 @@ local function draw(bufnr, state)
   return true
 end
 
+local to_item
+
 local function on_response(bufnr, state, seq, client, asked, err, result)
   if seq ~= state.seq then
     return -- a newer request is on its way
@@ -174,9 +178,26 @@ local function on_response(bufnr, state, seq, client, asked, err, result)
   if api.nvim_buf_get_changedtick(bufnr) ~= asked.tick or row ~= asked.row or col ~= asked.col then
     return -- stale: the text or the cursor changed while the server was generating
   end
-  local raw = (result.items or result)[1]
-  if not raw or type(raw.insertText) ~= "string" or raw.insertText == "" then
-    return
+  local items = {}
+  for _, raw in ipairs(result.items or result) do
+    items[#items + 1] = to_item(bufnr, client, raw, row, col)
+  end
+  state.items, state.index, state.item = items, 1, nil
+  -- The first item that fits what is at the cursor now (normally the first one).
+  for index, item in ipairs(items) do
+    state.item, state.index = item, index
+    if draw(bufnr, state) then
+      return
+    end
+  end
+  state.item, state.items, state.index = nil, nil, nil
+end
+
+--- An inline completion item of the server as a GhostItem; nil when it is unusable.
+---@return codet5.GhostItem|nil
+to_item = function(bufnr, client, raw, row, col)
+  if type(raw) ~= "table" or type(raw.insertText) ~= "string" or raw.insertText == "" then
+    return nil
   end
   local item = {
     client_id = client.id,
@@ -190,7 +211,7 @@ local function on_response(bufnr, state, seq, client, asked, err, result)
     local start_line = api.nvim_buf_get_lines(bufnr, raw.range.start.line, raw.range.start.line + 1, false)[1]
     local end_line = api.nvim_buf_get_lines(bufnr, raw.range["end"].line, raw.range["end"].line + 1, false)[1]
     if not start_line or not end_line then
-      return
+      return nil
     end
     local encoding = client.offset_encoding or "utf-16"
     item.start_row = raw.range.start.line
@@ -200,10 +221,7 @@ local function on_response(bufnr, state, seq, client, asked, err, result)
       item.tail = end_line:sub(col + 1, end_col)
     end
   end
-  state.item = item
-  if not draw(bufnr, state) then
-    state.item = nil
-  end
+  return item
 end
 
 --- Ask the server for a suggestion at the cursor now.
@@ -323,6 +341,40 @@ function M.accept_word()
   insert_at_cursor(bufnr, word, false, item)
   draw(bufnr, state) -- the rest of the same item, now after the accepted word
   return true
+end
+
+--- Show the next (`delta` = 1) or previous (-1) item of the server's answer, skipping items
+--- that no longer fit what was typed since; false when no suggestion is shown.
+---@param delta integer
+---@return boolean
+function M.cycle(delta)
+  local bufnr = api.nvim_get_current_buf()
+  local state = states[bufnr]
+  if not state or not state.extmark or not state.items then
+    return false
+  end
+  local count, shown = #state.items, state.index
+  for step = 1, count - 1 do
+    local index = (shown - 1 + delta * step) % count + 1
+    state.item, state.index = state.items[index], index
+    if draw(bufnr, state) then
+      return true
+    end
+  end
+  state.item, state.index = state.items[shown], shown
+  draw(bufnr, state)
+  return true
+end
+
+--- Which item is shown and how many there are, e.g. {2, 3}; nil when nothing is shown.
+---@param bufnr? integer
+---@return integer[]|nil
+function M.position(bufnr)
+  local state = states[bufnr or api.nvim_get_current_buf()]
+  if not state or not state.extmark or not state.items then
+    return nil
+  end
+  return { state.index, #state.items }
 end
 
 --- Hide the suggestion; false when none is shown.

@@ -69,6 +69,18 @@ function M.check()
     if status.latencyMs then
       health.info(("last latency: %d ms"):format(math.floor(status.latencyMs + 0.5)))
     end
+    if status.summaryState then
+      local summary = ("summaries: %s%s%s"):format(
+        status.summaryModel and (status.summaryModel .. ": ") or "", status.summaryState,
+        status.summaryMessage and status.summaryMessage ~= "" and (" (" .. status.summaryMessage .. ")") or "")
+      if status.summaryState == "error" then
+        health.error(summary)
+      elseif status.summaryState == "fallback" or status.summaryState == "loading" then
+        health.warn(summary)
+      else
+        health.ok(summary)
+      end
+    end
     return
   end
 

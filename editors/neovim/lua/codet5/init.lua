@@ -11,6 +11,8 @@ local api = vim.api
 ---@field accept string|false
 ---@field accept_word string|false
 ---@field dismiss string|false
+---@field next string|false show the server's next suggestion (when it sent several)
+---@field prev string|false show the previous one
 
 ---@class codet5.Config
 ---@field cmd string[]
@@ -35,7 +37,7 @@ M.defaults = {
   debounce_ms = 50,
   enabled = true,
   native = nil,
-  keymaps = { accept = "<C-l>", accept_word = "<M-l>", dismiss = "<C-]>" },
+  keymaps = { accept = "<C-l>", accept_word = "<M-l>", dismiss = "<C-]>", next = "<M-]>", prev = "<M-[>" },
   log_file = vim.fn.stdpath("log") .. "/codet5-lsp.log",
   hl_group = "CodeT5Ghost",
   on_attach = nil,
@@ -162,15 +164,57 @@ function M.current()
   return ghost().current()
 end
 
+--- Show the next (`delta` = 1) or previous (-1) suggestion; false when none is shown.
+---@param delta integer
+---@return boolean
+function M.cycle(delta)
+  if M.uses_native() then
+    local select = vim.lsp.inline_completion.select
+    return select ~= nil and pcall(select, { bufnr = 0, count = delta }) or false
+  end
+  return ghost().cycle(delta)
+end
+
+--- Ask the server for a suggestion at the cursor now (as when a key finds none shown).
+function M.suggest()
+  if not M.config.enabled then
+    return
+  end
+  if M.uses_native() then
+    -- 0.12 asks on its own while typing; a key press just redraws what it has.
+    return
+  end
+  ghost().request(api.nvim_get_current_buf(), 1)
+end
+
 local function set_keymaps(bufnr)
-  local actions = { accept = M.accept, accept_word = M.accept_word, dismiss = M.dismiss }
+  local actions = {
+    accept = M.accept,
+    accept_word = M.accept_word,
+    dismiss = M.dismiss,
+    next = function()
+      return M.cycle(1)
+    end,
+    prev = function()
+      return M.cycle(-1)
+    end,
+  }
+  -- With no suggestion shown, these ask for one where the key itself would be junk.
+  local asks = { accept = true, next = true, prev = true }
   for action, lhs in pairs(M.config.keymaps or {}) do
     local fn = actions[action]
     if lhs and fn then
+      local falls_back = require("codet5.text").insert_fallback_ok(lhs)
       vim.keymap.set("i", lhs, function()
-        -- Without a suggestion the key does what it would do without this plugin.
-        if not fn() then
+        if fn() then
+          return
+        end
+        -- Without a suggestion the key does what it would do without this plugin, unless
+        -- that puts a control character into the buffer or leaves insert mode.
+        if falls_back then
           feed(lhs)
+        elseif asks[action] then
+          M.suggest()
         end
       end, { buffer = bufnr, desc = "CodeT5: " .. action:gsub("_", " ") })
     end
@@ -266,6 +310,45 @@ function M.restart()
   end, 200)
 end
 
+--- `:CodeT5Context`: what the model sees for a completion at the cursor (the server's
+--- codet5.showContext), in a scratch split.
+function M.show_context()
+  local bufnr = api.nvim_get_current_buf()
+  local client = nil
+  for _, candidate in ipairs(M.clients()) do
+    if vim.lsp.buf_is_attached(bufnr, candidate.id) then
+      client = candidate
+    end
+  end
+  if not client then
+    vim.notify("CodeT5: codet5-lsp is not attached to this buffer", vim.log.levels.WARN)
+    return
+  end
+  local params = vim.lsp.util.make_position_params(0, client.offset_encoding or "utf-16")
+  local cursor = api.nvim_win_get_cursor(0)
+  local where = ("%s:%d:%d"):format(vim.fn.expand("%:."), cursor[1], cursor[2] + 1)
+  local request = {
+    command = "codet5.showContext",
+    arguments = { { uri = params.textDocument.uri, position = params.position } },
+  }
+  call(client, "request", "workspace/executeCommand", request, function(err, result)
+    if err or type(result) ~= "table" or type(result.parts) ~= "table" then
+      local why = err and (err.message or vim.inspect(err)) or "no context parts in the reply"
+      vim.notify("CodeT5: could not show the context: " .. why, vim.log.levels.ERROR)
+      return
+    end
+    local lines = require("codet5.text").context_lines(result.parts, where)
+    vim.cmd("botright new")
+    local view = api.nvim_get_current_buf()
+    vim.bo[view].buftype = "nofile"
+    vim.bo[view].bufhidden = "wipe"
+    vim.bo[view].swapfile = false
+    api.nvim_buf_set_lines(view, 0, -1, false, lines)
+    vim.bo[view].modifiable = false
+    M.context_buffer = view
+  end, bufnr)
+end
+
 --- Open the server's log file.
 function M.open_log()
   if not M.config.log_file then
@@ -273,6 +356,19 @@ function M.open_log()
     return
   end
   vim.cmd.split(vim.fn.fnameescape(M.config.log_file))
+end
+
+--- The ghost-text colour, unless the user or the colour scheme set `hl_group`. Its own
+--- grey and italics, with cterm values: linked to Comment, a 256-colour terminal without
+--- 'termguicolors' drew it like real code.
+function M.define_highlight()
+  api.nvim_set_hl(0, M.config.hl_group, {
+    default = true,
+    fg = "#8a8a8a",
+    ctermfg = 245,
+    italic = true,
+    cterm = { italic = true },
+  })
 end
 
 ---@param opts? table see M.defaults
@@ -284,7 +380,7 @@ function M.setup(opts)
   if opts and opts.cmd then
     M.config.cmd = opts.cmd
   end
-  api.nvim_set_hl(0, M.config.hl_group, { link = "Comment", default = true })
+  M.define_highlight()
   ghost().configure({
     debounce_ms = M.config.debounce_ms,
     hl_group = M.config.hl_group,
@@ -294,6 +390,8 @@ function M.setup(opts)
     end,
   })
   group = api.nvim_create_augroup("codet5", { clear = true })
+  -- A colour scheme clears highlight groups; define ours again (`default`: theirs win).
+  api.nvim_create_autocmd("ColorScheme", { group = group, callback = M.define_highlight })
   api.nvim_create_autocmd("FileType", {
     group = group,
     pattern = M.config.filetypes,

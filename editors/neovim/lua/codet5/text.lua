@@ -101,4 +101,44 @@ function M.byte_col(line, character, encoding)
   return #line
 end
 
+--- Ctrl keys that, unmapped in insert mode, put their control character into the buffer
+--- (found by pressing each in Neovim 0.11: <C-l> inserts a form feed, <C-b> ^B, ...).
+local LITERAL_CTRL = { b = true, f = true, l = true, s = true, z = true, ["\\"] = true, _ = true }
+
+--- Whether `lhs` (an insert-mode key such as "<C-l>" or "<Tab>") may do its own job when no
+--- suggestion is shown: not when that job is to insert a control character, nor for a Meta
+--- or Alt chord, which unmapped is <Esc> plus the key and so leaves insert mode.
+---@param lhs string
+---@return boolean
+function M.insert_fallback_ok(lhs)
+  local key = lhs:lower()
+  if key:match("^<[ma]%-.+>$") then
+    return false
+  end
+  local ctrl = key:match("^<c%-(.+)>$")
+  if ctrl and LITERAL_CTRL[ctrl] then
+    return false
+  end
+  return true
+end
+
+--- Lines of a buffer showing a `codet5.showContext` reply: a title, then for each part a
+--- header line (kind and tokens) and its text exactly as the model sees it.
+---@param parts {kind: string, tokens: integer, text: string}[]
+---@param where string
+---@return string[]
+function M.context_lines(parts, where)
+  local total = 0
+  for _, part in ipairs(parts) do
+    total = total + part.tokens
+  end
+  local lines = { ("CodeT5 context at %s: %d parts, %d tokens"):format(where, #parts, total) }
+  for _, part in ipairs(parts) do
+    lines[#lines + 1] = ("----- %s (%d tokens) -----"):format(part.kind, part.tokens)
+    local text = part.text:sub(-1) == "\n" and part.text:sub(1, -2) or part.text
+    vim.list_extend(lines, M.split_lines(text))
+  end
+  return lines
+end
+
 return M

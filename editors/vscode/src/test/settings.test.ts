@@ -20,6 +20,7 @@ test("settings map to camelCase initializationOptions", () => {
     completionMode: "infill",
     maxNewTokens: 32,
     debounceMs: 0,
+    alternatives: 3,
     disabledLanguages: ["markdown", "plaintext", "markdown"],
     summaryModel: "Salesforce/codet5p-220m-bimodal",
     summariesEnabled: false,
@@ -35,6 +36,7 @@ test("settings map to camelCase initializationOptions", () => {
     completionMode: "infill",
     maxNewTokens: 32,
     debounceMs: 0,
+    alternatives: 3,
     disabledLanguages: ["markdown", "plaintext"],
     summaryModel: "Salesforce/codet5p-220m-bimodal",
     summariesEnabled: false,
@@ -51,6 +53,7 @@ test("values of the wrong type or outside their enum are dropped, not sent", () 
     completionMode: "fim",
     maxNewTokens: 1.5,
     debounceMs: -1,
+    alternatives: 2.5,
     disabledLanguages: ["python", 3, ""],
     summariesEnabled: "yes",
   }));

@@ -58,3 +58,15 @@ test("malformed notifications become an error status instead of throwing", () =>
     { state: "ready", message: "ok", latencyMs: 12.5, model: "m", device: "cuda" },
   );
 });
+
+test("tooltip shows the summary model's state, including why it fell back", () => {
+  const status = parseStatus({
+    state: "ready", message: "", summaryModel: "Salesforce/codet5p-220m-bimodal",
+    summaryState: "fallback", summaryMessage: "not downloaded; using the completion model",
+  });
+  assert.equal(status.summaryState, "fallback");
+  const tip = statusTooltip(status, true);
+  assert.match(tip, /Summaries: Salesforce\/codet5p-220m-bimodal: fallback \(not downloaded; using the completion model\)/);
+  assert.doesNotMatch(statusTooltip(parseStatus({ state: "ready", message: "" }), true), /Summaries/);
+  assert.equal(parseStatus({ state: "ready", message: "", summaryState: 3 }).summaryState, undefined);
+});
