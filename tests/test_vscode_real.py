@@ -9,8 +9,8 @@ What the user meets is compared with what `codet5-lsp serve` answers for the sam
 and position: a second server on the same model and settings, asked by this test directly
 (the "reference"). The saved file, not a picture, tells what Tab inserted.
 
-Skip it locally with `-m "not vscode"` or CODET5_SKIP_VSCODE_REAL=1. Otherwise (and always
-in CI) a missing tool fails the test with what to install.
+Skip it locally with `-m "not vscode"` or CODET5_SKIP_VSCODE_REAL=1. A missing tool skips it
+with what to install (`bash editors/ci-setup.sh`), except in CI (CI=true), where it fails.
 CODET5_VSCODE_SCREENSHOT=PATH also saves the ghost-text screenshot there (the README's is
 docs/vscode-ghost-text.png).
 """
@@ -123,9 +123,11 @@ def tools() -> Tools:
     found = Tools()
     missing = found.missing()
     if missing:
-        pytest.fail("real VS Code test: missing " + ", ".join(missing) + f" (in {TOOLS}). "
-                    "Run `bash editors/ci-setup.sh` to install them, or opt out with "
-                    f"{OPT_OUT}=1 or `-m 'not vscode'`.", pytrace=False)
+        why = ("real VS Code test: missing " + ", ".join(missing) + f" (in {TOOLS}). "
+               "Run `bash editors/ci-setup.sh` to install them.")
+        if os.environ.get("CI") == "true":  # CI installs them: never skip there
+            pytest.fail(why, pytrace=False)
+        pytest.skip(why)  # the README's test command on a machine without them
     return found
 
 

@@ -23,6 +23,7 @@ export interface InitializationOptions {
   disabledLanguages?: string[];
   summaryModel?: string;
   summariesEnabled?: boolean;
+  tokenHealing?: boolean;
   logLevel?: LogLevel;
 }
 
@@ -77,9 +78,11 @@ export function initializationOptionsFrom(get: SettingGetter): InitializationOpt
         .map((v) => v.trim()),
     )];
   }
-  const summaries = get("summariesEnabled");
-  if (typeof summaries === "boolean") {
-    options.summariesEnabled = summaries;
+  for (const key of ["summariesEnabled", "tokenHealing"] as const) {
+    const value = get(key);
+    if (typeof value === "boolean") {
+      options[key] = value;
+    }
   }
   return options as InitializationOptions;
 }

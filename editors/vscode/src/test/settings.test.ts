@@ -24,6 +24,7 @@ test("settings map to camelCase initializationOptions", () => {
     disabledLanguages: ["markdown", "plaintext", "markdown"],
     summaryModel: "Salesforce/codet5p-220m-bimodal",
     summariesEnabled: false,
+    tokenHealing: false,
     logLevel: "debug",
     enable: true,
     serverPath: "/usr/bin/codet5-lsp",
@@ -40,6 +41,7 @@ test("settings map to camelCase initializationOptions", () => {
     disabledLanguages: ["markdown", "plaintext"],
     summaryModel: "Salesforce/codet5p-220m-bimodal",
     summariesEnabled: false,
+    tokenHealing: false,
     logLevel: "debug",
   });
 });
@@ -56,6 +58,7 @@ test("values of the wrong type or outside their enum are dropped, not sent", () 
     alternatives: 2.5,
     disabledLanguages: ["python", 3, ""],
     summariesEnabled: "yes",
+    tokenHealing: 0,
   }));
   assert.deepEqual(options, { disabledLanguages: ["python"] });
 });
