@@ -630,10 +630,11 @@ class CompletionEngine:
                            cancel: threading.Event, preempt: threading.Event | None
                            ) -> tuple[str | None, str]:
         """The best next token consistent with `rest` (one step, the others suppressed)."""
-        if not self.healer.allowed(rest):
+        suppress = self.healer.disallowed(rest)
+        if len(suppress) == self.healer.size:  # no token can reproduce `rest`
             return None, ""
         hyps, stop = self._decode_call(request, prefix, 1, 1, cancel, preempt,
-                                       suppress=self.healer.disallowed(rest))
+                                       suppress=suppress)
         if stop:
             return None, stop
         return (hyps[0][0] if hyps and hyps[0] else None), ""

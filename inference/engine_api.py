@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from typing import Any, Protocol, runtime_checkable
 
 from codet5_lsp.inference.generation import GenerationRequest, GenerationResult
+from codet5_lsp.inference.healing import TokenHealer
 from codet5_lsp.inference.models import ModelMetadata
 from codet5_lsp.inference.prompts import StopRule
 
@@ -39,10 +40,11 @@ class Engine(Protocol):
 
     `submit` never blocks: the future resolves to a GenerationResult (stop_reason "cancelled"
     when `cancel` was set in time) or raises an error saying why (EngineError locally,
-    remote.BackendError for a team server). An engine may also offer `healer` (a
-    healing.TokenHealer on its tokenizer), which prompt building uses when present."""
+    remote.BackendError for a team server). `healer` is the token healer of its tokenizer,
+    which prompt building uses (healing.py); the engine runs the healed decoding."""
 
     tokenizer: EngineTokenizer
+    healer: TokenHealer
     meta: ModelMetadata
     device: str
     compute_type: str

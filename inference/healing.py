@@ -141,6 +141,11 @@ class TokenHealer:
         found.extend(rest[:n] for n in range(1, len(rest)) if rest[:n] in self._normal)
         return found
 
+    @property
+    def size(self) -> int:
+        """Tokens in the vocabulary, special tokens included."""
+        return len(self._all)
+
     def disallowed(self, rest: str) -> list[str]:
         """Every other token, special tokens included (what the constrained step suppresses)."""
         ok = set(self.allowed(rest))

@@ -612,6 +612,22 @@ def top_level_item_at(root: "tree_sitter.Node", byte: int) -> "tree_sitter.Node 
     return root.named_child(min(lo, count - 1))
 
 
+def items_around(anchor: "tree_sitter.Node", scan_bytes: int,
+                 anchor_bytes: int) -> list["tree_sitter.Node"]:
+    """`anchor` and its named siblings, nearest first on both sides alternately, until about
+    `scan_bytes` of source are covered (`anchor_bytes` counts for the anchor itself)."""
+    items, seen = [anchor], anchor_bytes
+    before, after = anchor.prev_named_sibling, anchor.next_named_sibling
+    while (before is not None or after is not None) and seen < scan_bytes:
+        for sibling in (before, after):
+            if sibling is not None:
+                items.append(sibling)
+                seen += sibling.end_byte - sibling.start_byte
+        before = before.prev_named_sibling if before is not None else None
+        after = after.next_named_sibling if after is not None else None
+    return items
+
+
 def _definition_in(node: "tree_sitter.Node", spec: LanguageSpec) -> "tree_sitter.Node | None":
     """`node` if it is a definition, or the definition it wraps (decorators, export, ...)."""
     for _ in range(4):
@@ -995,15 +1011,7 @@ def nearby_functions(doc: "Document", offset: int, scan_bytes: int = SIMILAR_SCA
     anchor = top_level_item_at(root, doc.byte_offset_of(offset))
     if anchor is None:
         return []
-    items, seen = [anchor], anchor.end_byte - anchor.start_byte
-    before, after = anchor.prev_named_sibling, anchor.next_named_sibling
-    while (before is not None or after is not None) and seen < scan_bytes:
-        for sibling in (before, after):
-            if sibling is not None:
-                items.append(sibling)
-                seen += sibling.end_byte - sibling.start_byte
-        before = before.prev_named_sibling if before is not None else None
-        after = after.next_named_sibling if after is not None else None
+    items = items_around(anchor, scan_bytes, anchor.end_byte - anchor.start_byte)
     spans = []
     for item in items:
         for function in _functions_in(item, spec):

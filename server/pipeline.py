@@ -222,14 +222,14 @@ class CompletionPipeline:
         if not final:
             return None
         others: list[str] = []
-        for text in getattr(result, "alternatives", ()):
+        for text in result.alternatives:
             other = postprocess(text, ctx)
             if other and other != final and other not in others:
                 others.append(other)
         self.cache.store(doc.uri, prefix_window, suffix_window, final, tuple(others))
         suggestion = Suggestion(f"s{next(_ids)}", final, _ms(started), result.model_ms,
                                 mode=mode, alternatives=tuple(others),
-                                healed=getattr(result, "healed", ""))
+                                healed=result.healed)
         if not ctx.multiline and ends_line(result.text, final, result.stop_reason):
             speculator.after_shown(doc, offset, final, suggestion.id, open_documents)
         return suggestion
@@ -281,7 +281,7 @@ def prompt_for(doc: Document, position, engine, settings: Settings,
         bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
         next_sentinel=meta.next_sentinel_token, decoder_marker=settings.decoder_marker,
         stop_rule=stop_rule_for(ctx),
-        healer=getattr(engine, "healer", None) if settings.token_healing else None,
+        healer=engine.healer if settings.token_healing else None,
         alternatives=alternatives_for(engine, settings),
     )
     return ctx, mode, request
@@ -291,7 +291,7 @@ def context_budget_for(engine, settings: Settings) -> int:
     """Prefix tokens of context: the setting, or per device (CONTEXT_BUDGETS)."""
     if settings.max_context_tokens > 0:
         return settings.max_context_tokens
-    return CONTEXT_BUDGETS.get(getattr(engine, "device", "cpu"), DEFAULT_CONTEXT_BUDGET)
+    return CONTEXT_BUDGETS.get(engine.device, DEFAULT_CONTEXT_BUDGET)
 
 
 def alternatives_for(engine, settings: Settings) -> int:
@@ -299,7 +299,7 @@ def alternatives_for(engine, settings: Settings) -> int:
     costs about one more continuation; 3 on a GPU, where a batch of them costs about one)."""
     if settings.alternatives > 0:
         return min(settings.alternatives, MAX_ALTERNATIVES)
-    return 3 if getattr(engine, "device", "cpu") == "cuda" else 1
+    return 3 if engine.device == "cuda" else 1
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")

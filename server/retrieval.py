@@ -303,20 +303,6 @@ def region_counts(doc: "Document", cursor_byte: int, scan_bytes: int) -> Counter
                                                   cursor_byte + scan_bytes // 2])))
 
 
-def _region_items(root: "tree_sitter.Node", anchor: "tree_sitter.Node",
-                  scan_bytes: int) -> list["tree_sitter.Node"]:
-    items, seen = [anchor], min(anchor.end_byte - anchor.start_byte, scan_bytes // 2)
-    before, after = anchor.prev_named_sibling, anchor.next_named_sibling
-    while (before is not None or after is not None) and seen < scan_bytes:
-        for sibling in (before, after):
-            if sibling is not None:
-                items.append(sibling)
-                seen += sibling.end_byte - sibling.start_byte
-        before = before.prev_named_sibling if before is not None else None
-        after = after.next_named_sibling if after is not None else None
-    return items
-
-
 # ---- candidates from this document ---------------------------------------------------------
 def document_units(doc: "Document", offset: int, window_start: int,
                    scan_bytes: int = REGION_BYTES, following_lines: int = FOLLOWING_LINES
@@ -325,7 +311,8 @@ def document_units(doc: "Document", offset: int, window_start: int,
     of the code around the cursor (the weights): the members of the top-level items within
     about `scan_bytes` of the cursor (a long class: its members within that range), the
     imports, and the `following_lines` lines after the cursor's."""
-    from codet5_lsp.server.context import _definition_nodes, import_nodes, top_level_item_at
+    from codet5_lsp.server.context import (_definition_nodes, import_nodes, items_around,
+                                           top_level_item_at)
 
     spec = spec_for(doc.language_id)
     tree = doc.tree if spec is not None else None
@@ -343,7 +330,8 @@ def document_units(doc: "Document", offset: int, window_start: int,
     line_count = doc.line_count
     # the definitions around the cursor: their bodies go on in the window, so no " ..."
     enclosing = {node.start_point.row for node in _definition_nodes(doc, offset)}
-    for item in _region_items(root, anchor, scan_bytes):
+    anchor_bytes = min(anchor.end_byte - anchor.start_byte, scan_bytes // 2)
+    for item in items_around(anchor, scan_bytes, anchor_bytes):
         if item == anchor or item.end_byte - item.start_byte > scan_bytes:
             # being edited, or a long class: member by member, those near the cursor
             entries: Iterable = members(doc, item, spec, near)
