@@ -402,8 +402,11 @@ def test_replica_killed_mid_request(team, tmp_path):
         time.sleep(0.5)
         os.kill(pid, signal.SIGKILL)
         reply = editor.response(msg_id, timeout=30)
-        assert items_of(reply) == []
         assert time.monotonic() - started < 3.0 + 2.0  # within the editor's timeout
+        # No suggestion, or (when Ray Serve hands the request to a replacement replica that
+        # loads in time, as on a fast machine) a real one: never an error, never a hang.
+        assert "error" not in reply, reply
+        assert all(item["insertText"] for item in items_of(reply)), reply
         # Ray starts a new replica; then suggestions come back
         deadline = time.monotonic() + 90
         text = None
