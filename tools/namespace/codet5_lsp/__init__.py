@@ -1,0 +1,1 @@
+../../../server/_namespace_init.py
