@@ -36,10 +36,18 @@ MANIFEST = HELDOUT_DIR / "MANIFEST.json"
 
 # Repository files frozen into HELDOUT_DIR (not pip-installed anywhere the labmodel trained).
 FROZEN_SOURCES = (
-    "server/cli.py", "server/lsp.py", "server/pipeline.py", "server/postprocess.py",
-    "server/stats.py", "server/typethrough.py", "server/model_manager.py",
-    "inference/engine.py", "inference/models.py", "inference/checkpoints.py",
-    "tests/test_prompts.py", "tests/test_stats.py",
+    "server/cli.py",
+    "server/lsp.py",
+    "server/pipeline.py",
+    "server/postprocess.py",
+    "server/stats.py",
+    "server/typethrough.py",
+    "server/model_manager.py",
+    "inference/engine.py",
+    "inference/models.py",
+    "inference/checkpoints.py",
+    "tests/test_prompts.py",
+    "tests/test_stats.py",
 )
 
 DEFAULT_SEED = 20260
@@ -80,8 +88,13 @@ def freeze_sources(paths: tuple[str, ...] = FROZEN_SOURCES) -> None:
     for repo_path in paths:
         text = (REPO / repo_path).read_text()
         (HELDOUT_DIR / frozen_name(repo_path)).write_text(text)
-        entries.append({"file": frozen_name(repo_path), "origin": repo_path,
-                        "sha256": hashlib.sha256(text.encode()).hexdigest()})
+        entries.append(
+            {
+                "file": frozen_name(repo_path),
+                "origin": repo_path,
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            }
+        )
     MANIFEST.write_text(json.dumps({"files": entries}, indent=2) + "\n")
 
 
@@ -98,8 +111,14 @@ def _line_starts(lines: list[str]) -> list[int]:
     return starts
 
 
-def cases_in_file(path: Path, rng: random.Random, *, mid_line: int, line_start: int,
-                  min_prefix_chars: int = MIN_PREFIX_CHARS) -> list[Case]:
+def cases_in_file(
+    path: Path,
+    rng: random.Random,
+    *,
+    mid_line: int,
+    line_start: int,
+    min_prefix_chars: int = MIN_PREFIX_CHARS,
+) -> list[Case]:
     """Sample `mid_line` + `line_start` positions of one file (fewer if it has too few lines)."""
     text = path.read_text()
     lines = text.splitlines(keepends=True)
@@ -126,15 +145,29 @@ def cases_in_file(path: Path, rng: random.Random, *, mid_line: int, line_start: 
             col = rng.randint(indent + 1, len(body) - 2) if kind == "mid_line" else indent
             cut = starts[i] + col
             end = starts[i] + len(body)
-            cases.append(Case(id=f"{path.name}:{i + 1}:{col}", file=path.name, kind=kind,
-                              line=i, character=col, prefix=text[:cut], target=text[cut:end],
-                              suffix=text[end:]))
+            cases.append(
+                Case(
+                    id=f"{path.name}:{i + 1}:{col}",
+                    file=path.name,
+                    kind=kind,
+                    line=i,
+                    character=col,
+                    prefix=text[:cut],
+                    target=text[cut:end],
+                    suffix=text[end:],
+                )
+            )
     return cases
 
 
-def load_cases(seed: int = DEFAULT_SEED, *, limit: int | None = None,
-               kind: CaseKind | None = None, mid_line: int = MID_LINE_PER_FILE,
-               line_start: int = LINE_START_PER_FILE) -> list[Case]:
+def load_cases(
+    seed: int = DEFAULT_SEED,
+    *,
+    limit: int | None = None,
+    kind: CaseKind | None = None,
+    mid_line: int = MID_LINE_PER_FILE,
+    line_start: int = LINE_START_PER_FILE,
+) -> list[Case]:
     """The benchmark's cases, in a seeded shuffled order (so any `limit` mixes files)."""
     rng = random.Random(seed)
     cases: list[Case] = []
@@ -148,8 +181,9 @@ def load_cases(seed: int = DEFAULT_SEED, *, limit: int | None = None,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--freeze", action="store_true",
-                        help="re-copy the repository files into bench/data/heldout")
+    parser.add_argument(
+        "--freeze", action="store_true", help="re-copy the repository files into bench/data/heldout"
+    )
     args = parser.parse_args(argv)
     if args.freeze:
         freeze_sources()

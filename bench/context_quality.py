@@ -6,7 +6,7 @@ Two measures on the same cursor positions, in one run:
    the budget, take the identifiers of the rest of the line (the text the completion should
    produce) that do not already appear earlier on the cursor's line; recall is the share of
    them present in the context the model is given (pooled over cases; identifiers as in
-   `server.context.identifiers`: no one-letter names, no common keywords). It says what the
+   `server.syntax.identifiers`: no one-letter names, no common keywords). It says what the
    context *offers* a model; a real CodeT5+ copies names it sees. Reported at 128, 256 and 384
    tokens for the served selection (with the other files of the set open in the workspace),
    the same without other open documents, the previous selection (imports + similar
@@ -46,8 +46,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from bench import quality as Q
 from bench.cases import REPO, Case, cases_in_file, frozen_name
@@ -65,10 +65,21 @@ RECALL_BUDGETS = (128, 256, 384)
 # Development files: repository code that is not in the held-out set, frozen at a commit.
 DEV_COMMIT = "7adcbd0381b34d9bed9f482da3ffd2cb62db6f1b"
 DEV_SOURCES = (
-    "server/context.py", "server/documents.py", "server/languages.py", "server/positions.py",
-    "server/summaries.py", "server/settings.py", "server/debounce.py", "inference/prompts.py",
-    "inference/t5_prefix_fix.py", "bench/quality.py", "bench/latency.py", "bench/typing.py",
-    "bench/summaries.py", "tests/test_context.py", "tests/test_documents.py",
+    "server/context.py",
+    "server/documents.py",
+    "server/languages.py",
+    "server/positions.py",
+    "server/summaries.py",
+    "server/settings.py",
+    "server/debounce.py",
+    "inference/prompts.py",
+    "inference/t5_prefix_fix.py",
+    "bench/quality.py",
+    "bench/latency.py",
+    "bench/typing.py",
+    "bench/summaries.py",
+    "tests/test_context.py",
+    "tests/test_documents.py",
     "tests/test_lsp_e2e.py",
 )
 
@@ -93,19 +104,28 @@ def heldout_sources() -> dict[str, str]:
     import json
 
     from bench.cases import HELDOUT_DIR, MANIFEST
+
     entries = json.loads(MANIFEST.read_text())["files"]
     return {e["origin"]: (HELDOUT_DIR / e["file"]).read_text() for e in entries}
 
 
 def development_sources() -> dict[str, str]:
     """origin path -> text of the development files at DEV_COMMIT."""
-    return {path: subprocess.run(["git", "show", f"{DEV_COMMIT}:{path}"], cwd=REPO,
-                                 check=True, capture_output=True, text=True).stdout
-            for path in DEV_SOURCES}
+    return {
+        path: subprocess.run(
+            ["git", "show", f"{DEV_COMMIT}:{path}"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for path in DEV_SOURCES
+    }
 
 
-def sample_cases(sources: dict[str, str], seed: int, mid_line: int, line_start: int
-                 ) -> list[tuple[str, Case]]:
+def sample_cases(
+    sources: dict[str, str], seed: int, mid_line: int, line_start: int
+) -> list[tuple[str, Case]]:
     """(origin, case) pairs, sampled as bench.cases does, in a seeded shuffled order."""
     rng = random.Random(seed)
     out: list[tuple[str, Case]] = []
@@ -113,14 +133,19 @@ def sample_cases(sources: dict[str, str], seed: int, mid_line: int, line_start: 
         for origin in sorted(sources, key=frozen_name):
             path = Path(folder) / frozen_name(origin)
             path.write_text(sources[origin])
-            out.extend((origin, c) for c in cases_in_file(path, rng, mid_line=mid_line,
-                                                          line_start=line_start))
+            out.extend(
+                (origin, c)
+                for c in cases_in_file(path, rng, mid_line=mid_line, line_start=line_start)
+            )
     rng.shuffle(out)
     return out
 
 
-_DEFINED = re.compile(r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_]\w*)|"
-                      r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M)
+_DEFINED = re.compile(
+    r"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+([A-Za-z_]\w*)|"
+    r"^([A-Za-z_]\w*)[ \t]*(?::[^=\n]*)?=(?!=)",
+    re.M,
+)
 
 
 def defined_names(text: str) -> set[str]:
@@ -130,9 +155,9 @@ def defined_names(text: str) -> set[str]:
 
 def target_identifiers(case: Case) -> frozenset[bytes]:
     """Identifiers of the rest of the line that are not already on the cursor's line."""
-    from codet5_lsp.server.context import identifiers
+    from codet5_lsp.server.syntax import identifiers
 
-    line_prefix = case.prefix[case.prefix.rfind("\n") + 1:]
+    line_prefix = case.prefix[case.prefix.rfind("\n") + 1 :]
     return identifiers(case.target) - identifiers(line_prefix)
 
 
@@ -152,11 +177,11 @@ def cross_file_cases(sources: dict[str, str], seed: int) -> list[tuple[str, Case
     stem = {origin: origin.rsplit("/", 1)[-1].split(".")[0] for origin in sources}
     kept: list[tuple[str, Case]] = []
     per_file: dict[str, int] = {}
-    for origin, case in sample_cases(sources, seed + 1, CROSS_FILE_MID_LINE,
-                                     CROSS_FILE_LINE_START):
+    for origin, case in sample_cases(sources, seed + 1, CROSS_FILE_MID_LINE, CROSS_FILE_LINE_START):
         modules = imported_modules(sources[origin])
-        elsewhere = set().union(*(names for o, names in defined.items()
-                                  if o != origin and stem[o] in modules))
+        elsewhere = set().union(
+            *(names for o, names in defined.items() if o != origin and stem[o] in modules)
+        )
         foreign = {w.decode() for w in target_identifiers(case)} & (elsewhere - defined[origin])
         if foreign and per_file.get(origin, 0) < CROSS_FILE_MAX_PER_FILE:
             per_file[origin] = per_file.get(origin, 0) + 1
@@ -172,8 +197,10 @@ class Workspace:
         from codet5_lsp.server.documents import DocumentStore
 
         self.store = DocumentStore()
-        self.open = {origin: self.store.open(f"file:///bench/open/{origin}", text, "python", 1)
-                     for origin, text in sources.items()}
+        self.open = {
+            origin: self.store.open(f"file:///bench/open/{origin}", text, "python", 1)
+            for origin, text in sources.items()
+        }
         self._case_doc = None
 
     def case(self, index: int, origin: str, case: Case):
@@ -192,27 +219,30 @@ def recall_builders() -> dict[str, Callable]:
 
     return {
         "served": lambda d, p, n, b, o: C.build_completion_context(d, p, n, b, 0, o).prefix,
-        "served_no_open_documents": lambda d, p, n, b, o: C.build_completion_context(
-            d, p, n, b, 0).prefix,
-        "previous_similar_function": lambda d, p, n, b, o: C.similar_function_context(
-            d, p, n, b, 0).prefix,
+        "served_no_open_documents": lambda d, p, n, b, o: (
+            C.build_completion_context(d, p, n, b, 0).prefix
+        ),
+        "previous_similar_function": lambda d, p, n, b, o: (
+            C.similar_function_context(d, p, n, b, 0).prefix
+        ),
         "last_n_tokens": lambda d, p, n, b, o: C.last_n_tokens_context(d, p, n, b, 0).prefix,
-        "whole_prefix": lambda d, p, n, b, o: d.text[:d.offset_at(p)],
+        "whole_prefix": lambda d, p, n, b, o: d.text[: d.offset_at(p)],
         "whole_file": lambda d, p, n, b, o: d.text,
     }
 
 
-def recall(cases: list[tuple[str, Case]], sources: dict[str, str], count: Callable,
-           budgets=RECALL_BUDGETS) -> dict:
+def recall(
+    cases: list[tuple[str, Case]], sources: dict[str, str], count: Callable, budgets=RECALL_BUDGETS
+) -> dict:
     """Identifier recall per budget and builder, over the cases whose prefix is over the
     budget (pooled: identifiers found / identifiers wanted), with the per-case mean too."""
     from lsprotocol import types
 
-    from codet5_lsp.server.context import identifiers
+    from codet5_lsp.server.syntax import identifiers
 
     builders = recall_builders()
     wanted = [target_identifiers(c) for _, c in cases]
-    prefix_tokens = [count(c.prefix[:len(c.prefix)]) for _, c in cases]
+    prefix_tokens = [count(c.prefix[: len(c.prefix)]) for _, c in cases]
     out: dict = {}
     timings: dict[str, list[float]] = {}
     for name, build in builders.items():
@@ -221,8 +251,7 @@ def recall(cases: list[tuple[str, Case]], sources: dict[str, str], count: Callab
             hits = total = 0
             shares: list[float] = []
             n = 0
-            for i, ((origin, case), want, tokens) in enumerate(zip(cases, wanted,
-                                                                    prefix_tokens)):
+            for i, ((origin, case), want, tokens) in enumerate(zip(cases, wanted, prefix_tokens)):
                 if tokens <= budget or not want:
                     continue
                 doc, others = space.case(i, origin, case)
@@ -234,27 +263,34 @@ def recall(cases: list[tuple[str, Case]], sources: dict[str, str], count: Callab
                 hits, total, n = hits + found, total + len(want), n + 1
                 shares.append(found / len(want))
             out.setdefault(str(budget), {})[name] = {
-                "cases": n, "identifiers": total,
+                "cases": n,
+                "identifiers": total,
                 "recall": round(hits / total, 4) if total else None,
-                "mean_per_case": round(statistics.fmean(shares), 4) if shares else None}
-    out["context_ms_median"] = {name: round(statistics.median(t) * 1000, 2)
-                                for name, t in timings.items() if t}
+                "mean_per_case": round(statistics.fmean(shares), 4) if shares else None,
+            }
+    out["context_ms_median"] = {
+        name: round(statistics.median(t) * 1000, 2) for name, t in timings.items() if t
+    }
     return out
 
 
 # ---- quality through the pipeline ------------------------------------------------------------
-def paired_bootstrap(a: list[float], b: list[float], rounds: int = BOOTSTRAP_ROUNDS,
-                     seed: int = 7) -> dict[str, float]:
+def paired_bootstrap(
+    a: list[float], b: list[float], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 7
+) -> dict[str, float]:
     """Mean of b - a with a 95% interval and the share of resamples where b beats a."""
     rng = random.Random(seed)
     diffs = [y - x for x, y in zip(a, b)]
     n = len(diffs)
-    means = sorted(statistics.fmean(diffs[rng.randrange(n)] for _ in range(n))
-                   for _ in range(rounds))
-    return {"mean_difference": round(statistics.fmean(diffs), 4),
-            "ci95_low": round(means[int(0.025 * rounds)], 4),
-            "ci95_high": round(means[int(0.975 * rounds) - 1], 4),
-            "share_of_resamples_higher": round(sum(m > 0 for m in means) / rounds, 3)}
+    means = sorted(
+        statistics.fmean(diffs[rng.randrange(n)] for _ in range(n)) for _ in range(rounds)
+    )
+    return {
+        "mean_difference": round(statistics.fmean(diffs), 4),
+        "ci95_low": round(means[int(0.025 * rounds)], 4),
+        "ci95_high": round(means[int(0.975 * rounds) - 1], 4),
+        "share_of_resamples_higher": round(sum(m > 0 for m in means) / rounds, 3),
+    }
 
 
 class _OneEngine:
@@ -280,9 +316,16 @@ class _RememberingEngine:
     def submit(self, request, cancel=None):
         from concurrent.futures import Future
 
-        key = (request.mode, tuple(request.encoder_tokens or ()), tuple(request.decoder_prefix),
-               tuple(request.heal_tokens), request.max_new_tokens, request.alternatives,
-               request.end_tokens, repr(request.stop_rule))
+        key = (
+            request.mode,
+            tuple(request.encoder_tokens or ()),
+            tuple(request.decoder_prefix),
+            tuple(request.heal_tokens),
+            request.max_new_tokens,
+            request.alternatives,
+            request.end_tokens,
+            repr(request.stop_rule),
+        )
         if key not in self._results:
             self._results[key] = self._engine.generate(request)
         done: Future = Future()
@@ -290,8 +333,9 @@ class _RememberingEngine:
         return done
 
 
-def pipeline_predictions(models: _OneEngine, cases: list[tuple[str, Case]],
-                         sources: dict[str, str], builder: str) -> list[Q.Prediction]:
+def pipeline_predictions(
+    models: _OneEngine, cases: list[tuple[str, Case]], sources: dict[str, str], builder: str
+) -> list[Q.Prediction]:
     """Suggestions from `CompletionPipeline.complete` (the server's path), with the served
     context builder or the last-N one patched in; first line as inserted vs the target."""
     from lsprotocol import types
@@ -300,13 +344,21 @@ def pipeline_predictions(models: _OneEngine, cases: list[tuple[str, Case]],
     from codet5_lsp.server import pipeline as P
     from codet5_lsp.server.settings import Settings
 
-    settings = Settings(model=str(Q.LABMODEL), device="cpu", compute_type="float32",
-                        completion_mode="decoder", request_timeout_ms=600_000,
-                        max_context_tokens=Q.CONTEXT_TOKENS, speculation=False)
+    settings = Settings(
+        model=str(Q.LABMODEL),
+        device="cpu",
+        compute_type="float32",
+        completion_mode="decoder",
+        request_timeout_ms=600_000,
+        max_context_tokens=Q.CONTEXT_TOKENS,
+        speculation=False,
+    )
     real = P.build_completion_context
     if builder == "last_n_tokens":
+
         def patched(doc, position, count, prefix_tokens, suffix_tokens, *args, **kwargs):
             return C.last_n_tokens_context(doc, position, count, prefix_tokens, suffix_tokens)
+
         P.build_completion_context = patched  # type: ignore[assignment]
     space = Workspace(sources)
     preds: list[Q.Prediction] = []
@@ -321,8 +373,17 @@ def pipeline_predictions(models: _OneEngine, cases: list[tuple[str, Case]],
             elapsed = (time.perf_counter() - started) * 1000
             text = suggestion.text if suggestion is not None else ""
             line = text.split("\n", 1)[0]
-            preds.append(Q.Prediction(case.id, case.kind, line, line == case.target,
-                                      Q.edit_similarity(line, case.target), elapsed))
+            preds.append(
+                Q.Prediction(
+                    case.id,
+                    case.kind,
+                    line,
+                    line == case.target,
+                    Q.edit_similarity(line, case.target),
+                    elapsed,
+                )
+            )
+
     try:
         asyncio.run(go())
     finally:
@@ -344,8 +405,11 @@ def healing_in_pipeline(engine) -> bool:
     """Whether the pipeline heals the token at the cursor (token healing: the request's
     `healer`, on by default in the settings)."""
     from codet5_lsp.server.settings import Settings
-    return bool(getattr(Settings(), "token_healing", False)) and \
-        getattr(engine, "healer", None) is not None
+
+    return (
+        bool(getattr(Settings(), "token_healing", False))
+        and getattr(engine, "healer", None) is not None
+    )
 
 
 def quality(cases: list[tuple[str, Case]], sources: dict[str, str], cache_dir: Path) -> dict:
@@ -361,14 +425,19 @@ def quality(cases: list[tuple[str, Case]], sources: dict[str, str], cache_dir: P
     finally:
         engine.engine.close()
     return {
-        "cases": len(cases), "token_healing": healing,
-        "last_n_tokens": Q.summarize(base), "served": Q.summarize(ours),
+        "cases": len(cases),
+        "token_healing": healing,
+        "last_n_tokens": Q.summarize(base),
+        "served": Q.summarize(ours),
         "same_suggestion": sum(a.line == b.line for a, b in zip(base, ours)),
         "served_minus_last_n": {
-            "edit_similarity": paired_bootstrap([p.similarity for p in base],
-                                                [p.similarity for p in ours]),
-            "exact_match": paired_bootstrap([float(p.exact) for p in base],
-                                            [float(p.exact) for p in ours])},
+            "edit_similarity": paired_bootstrap(
+                [p.similarity for p in base], [p.similarity for p in ours]
+            ),
+            "exact_match": paired_bootstrap(
+                [float(p.exact) for p in base], [float(p.exact) for p in ours]
+            ),
+        },
     }
 
 
@@ -387,9 +456,13 @@ def run(case_set: str, limit: int | None, cache_dir: Path, recall_only: bool) ->
         "case_set": case_set,
         "files": sorted(sources),
         "dev_commit": DEV_COMMIT if case_set == "dev" else None,
-        "sample": {"seed": seed, "mid_line_per_file": DENSE_MID_LINE,
-                   "line_start_per_file": DENSE_LINE_START},
-        "cases": len(dense), "cross_file_cases": len(cross),
+        "sample": {
+            "seed": seed,
+            "mid_line_per_file": DENSE_MID_LINE,
+            "line_start_per_file": DENSE_LINE_START,
+        },
+        "cases": len(dense),
+        "cross_file_cases": len(cross),
         "recall": recall(dense, sources, count),
         "recall_cross_file": recall(cross, sources, count),
     }
@@ -405,6 +478,7 @@ def run(case_set: str, limit: int | None, cache_dir: Path, recall_only: bool) ->
 
 def _token_counter() -> Callable[[str], int]:
     from tokenizers import ByteLevelBPETokenizer
+
     tok = ByteLevelBPETokenizer(str(Q.LABMODEL / "vocab.json"), str(Q.LABMODEL / "merges.txt"))
     return lambda s: len(tok.encode(s).ids)
 
@@ -421,16 +495,23 @@ RECALL_LABELS = {
 
 def _recall_table(r: dict) -> list[str]:
     budgets = [b for b in r if b.isdigit()]
-    lines = ["| context | " + " | ".join(f"{b} tokens" for b in budgets) + " |",
-             "|---|" + "---|" * len(budgets)]
+    lines = [
+        "| context | " + " | ".join(f"{b} tokens" for b in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
+    ]
     for name, label in RECALL_LABELS.items():
         cells = []
         for b in budgets:
             x = r[b].get(name)
             cells.append(f"{x['recall']:.3f}" if x and x["recall"] is not None else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| cases (prefix over the budget) / identifiers | " + " | ".join(
-        f"{r[b]['served']['cases']} / {r[b]['served']['identifiers']}" for b in budgets) + " |")
+    lines.append(
+        "| cases (prefix over the budget) / identifiers | "
+        + " | ".join(
+            f"{r[b]['served']['cases']} / {r[b]['served']['identifiers']}" for b in budgets
+        )
+        + " |"
+    )
     return lines
 
 
@@ -443,18 +524,26 @@ def _quality_lines(q: dict) -> list[str]:
 
     def diff(key: str, label: str, scale: float = 1.0, unit: str = "") -> str:
         x = d[key]
-        return (f"| {label} | {x['mean_difference'] * scale:+.4f}{unit} | "
-                f"[{x['ci95_low'] * scale:+.4f}, {x['ci95_high'] * scale:+.4f}]{unit} | "
-                f"{x['share_of_resamples_higher']:.3f} |")
+        return (
+            f"| {label} | {x['mean_difference'] * scale:+.4f}{unit} | "
+            f"[{x['ci95_low'] * scale:+.4f}, {x['ci95_high'] * scale:+.4f}]{unit} | "
+            f"{x['share_of_resamples_higher']:.3f} |"
+        )
 
-    return ["| context | exact match | edit similarity |", "|---|---|---|",
-            row("last_n_tokens", "last N tokens"), row("served", "served"), "",
-            f"Same suggestion in {q['same_suggestion']} of {q['cases']} cases. Paired "
-            f"bootstrap ({BOOTSTRAP_ROUNDS} resamples), served minus last-N:", "",
-            "| metric | mean difference | 95% interval | share of resamples > 0 |",
-            "|---|---|---|---|",
-            diff("edit_similarity", "edit similarity"),
-            diff("exact_match", "exact match (points)", 100.0)]
+    return [
+        "| context | exact match | edit similarity |",
+        "|---|---|---|",
+        row("last_n_tokens", "last N tokens"),
+        row("served", "served"),
+        "",
+        f"Same suggestion in {q['same_suggestion']} of {q['cases']} cases. Paired "
+        f"bootstrap ({BOOTSTRAP_ROUNDS} resamples), served minus last-N:",
+        "",
+        "| metric | mean difference | 95% interval | share of resamples > 0 |",
+        "|---|---|---|---|",
+        diff("edit_similarity", "edit similarity"),
+        diff("exact_match", "exact match (points)", 100.0),
+    ]
 
 
 def markdown(r: dict) -> str:
@@ -462,8 +551,12 @@ def markdown(r: dict) -> str:
         "# Context selection: identifier recall and quality vs last-N",
         "",
         f"Device: {r['device']}. Case set: {r['case_set']} ({len(r['files'])} files"
-        + (f" at {r['dev_commit'][:7]}" if r.get("dev_commit") else
-           ", frozen in `bench/data/heldout/`") + f"), seed {r['sample']['seed']}, "
+        + (
+            f" at {r['dev_commit'][:7]}"
+            if r.get("dev_commit")
+            else ", frozen in `bench/data/heldout/`"
+        )
+        + f"), seed {r['sample']['seed']}, "
         f"{r['sample']['mid_line_per_file']} mid-line + {r['sample']['line_start_per_file']} "
         f"line-start positions per file: {r['cases']} cases; cross-file set: "
         f"{r['cross_file_cases']} cases.",
@@ -481,8 +574,12 @@ def markdown(r: dict) -> str:
         *_recall_table(r["recall_cross_file"]),
         "",
         "Context step, median ms per call in this run (labmodel BPE counts; all budgets): "
-        + ", ".join(f"{k} {v}" for k, v in r["recall"]["context_ms_median"].items()
-                    if k.startswith(("served", "previous", "last"))) + ".",
+        + ", ".join(
+            f"{k} {v}"
+            for k, v in r["recall"]["context_ms_median"].items()
+            if k.startswith(("served", "previous", "last"))
+        )
+        + ".",
     ]
     if "quality" in r:
         lines += [
@@ -490,23 +587,35 @@ def markdown(r: dict) -> str:
             f"## Quality: {r['model']}, {r['context_tokens']} tokens",
             "",
             "Suggestions from `CompletionPipeline.complete` (prompt, "
-            + ("token healing, " if r["healing_in_pipeline"] else "no token healing (not in "
-               "the pipeline at the time of this run), ")
+            + (
+                "token healing, "
+                if r["healing_in_pipeline"]
+                else "no token healing (not in the pipeline at the time of this run), "
+            )
             + "post-processing as served); first line as inserted vs the real rest of the "
             "line, not stripped.",
             "",
-            "Dense set:", "", *_quality_lines(r["quality"]), "",
-            "Cross-file set:", "", *_quality_lines(r["quality_cross_file"]),
+            "Dense set:",
+            "",
+            *_quality_lines(r["quality"]),
+            "",
+            "Cross-file set:",
+            "",
+            *_quality_lines(r["quality_cross_file"]),
         ]
-    lines += ["", f"Runtime {r['runtime_s']} s (`python -m bench.context_quality"
-              + (" --set dev" if r["case_set"] == "dev" else "") + "`).", ""]
+    lines += [
+        "",
+        f"Runtime {r['runtime_s']} s (`python -m bench.context_quality"
+        + (" --set dev" if r["case_set"] == "dev" else "")
+        + "`).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--set", dest="case_set", choices=["heldout", "dev"],
-                        default="heldout")
+    parser.add_argument("--set", dest="case_set", choices=["heldout", "dev"], default="heldout")
     parser.add_argument("--limit", type=int, help="use only the first N cases of each set")
     parser.add_argument("--recall-only", action="store_true", help="skip the model measure")
     parser.add_argument("--cache-dir", type=Path, help="conversion cache (default: user cache)")
@@ -514,8 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     use_source_tree()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    results = run(args.case_set, args.limit, args.cache_dir or Q.bench_cache_dir(),
-                  args.recall_only)
+    results = run(
+        args.case_set, args.limit, args.cache_dir or Q.bench_cache_dir(), args.recall_only
+    )
     text = markdown(results)
     if not args.no_write and args.case_set == "heldout":
         Q.write_results("context-quality", results, text)

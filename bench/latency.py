@@ -37,8 +37,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.cases import Case, load_cases
-from bench.quality import (LABMODEL, bench_cache_dir, cpu_description, percentile,
-                           write_results)
+from bench.quality import LABMODEL, bench_cache_dir, cpu_description, percentile, write_results
 
 CONTEXT_TOKENS = 512
 MIN_CONTEXT_TOKENS = 384
@@ -49,10 +48,12 @@ WARMUP = 1  # requests run before timing starts, per engine
 CONCURRENCY = 8
 
 SHAPES: dict[str, dict[str, int]] = {
-    "codet5p-220m-shaped": dict(d_model=768, num_layers=12, num_decoder_layers=12, num_heads=12,
-                                d_ff=3072, d_kv=64),
-    "codet5p-770m-shaped": dict(d_model=1024, num_layers=24, num_decoder_layers=24, num_heads=16,
-                                d_ff=4096, d_kv=64),
+    "codet5p-220m-shaped": dict(
+        d_model=768, num_layers=12, num_decoder_layers=12, num_heads=12, d_ff=3072, d_kv=64
+    ),
+    "codet5p-770m-shaped": dict(
+        d_model=1024, num_layers=24, num_decoder_layers=24, num_heads=16, d_ff=4096, d_kv=64
+    ),
 }
 QUICK_CASES = {"labmodel": 20, "codet5p-220m-shaped": 8, "codet5p-770m-shaped": 3}
 FULL_CASES = {"labmodel": 60, "codet5p-220m-shaped": 24, "codet5p-770m-shaped": 8}
@@ -64,6 +65,7 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json", "LICENSE
 
 
 # -- environment ----------------------------------------------------------------------------
+
 
 def device_description(device: str) -> str:
     if device == "cuda":
@@ -79,6 +81,7 @@ def log(msg: str) -> None:
 
 # -- models ---------------------------------------------------------------------------------
 
+
 def random_t5_checkpoint(name: str, shape: dict[str, int], folder: Path) -> Path:
     """A random-weight T5 of `shape` with the labmodel's tokenizer (built once, then reused)."""
     if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
@@ -88,22 +91,27 @@ def random_t5_checkpoint(name: str, shape: dict[str, int], folder: Path) -> Path
 
     log(f"building random {name}")
     torch.manual_seed(0)
-    config = T5Config(vocab_size=32100, feed_forward_proj="relu", tie_word_embeddings=True,
-                      decoder_start_token_id=0, pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                      relative_attention_num_buckets=32, relative_attention_max_distance=128,
-                      dropout_rate=0.0, **shape)
+    config = T5Config(
+        vocab_size=32100,
+        feed_forward_proj="relu",
+        tie_word_embeddings=True,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        dropout_rate=0.0,
+        **shape,
+    )
     model = T5ForConditionalGeneration(config).eval()
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder.parent))
-    try:
-        model.save_pretrained(work)
+    from codet5_lsp.inference.atomic import atomic_folder
+
+    with atomic_folder(folder, overwrite=True) as work:
+        model.save_pretrained(work.folder)
         for file in TOKENIZER_FILES:
             if (LABMODEL / file).is_file():
-                shutil.copy(LABMODEL / file, work / file)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(work, folder)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+                shutil.copy(LABMODEL / file, work.folder / file)
     return folder
 
 
@@ -114,14 +122,20 @@ def converted(hf_folder: Path, dst: Path, quantization: str, *, parallel_prefix:
     if (dst / "model.bin").is_file() and (dst / "codet5_lsp.json").is_file():
         return check_converted_folder(dst)
     log(f"converting {hf_folder.name} -> {dst.name}")
-    return convert_checkpoint(hf_folder, dst, quantization=quantization, source=str(hf_folder),
-                              revision=None, parallel_prefix=parallel_prefix)
+    return convert_checkpoint(
+        hf_folder,
+        dst,
+        quantization=quantization,
+        source=str(hf_folder),
+        revision=None,
+        parallel_prefix=parallel_prefix,
+    )
 
 
 def served_default_mode(family: str) -> str:
-    """The mode the server serves by default (from the pipeline; infill if it cannot load)."""
+    """The mode the server serves by default (inference.prompts; infill if it cannot load)."""
     try:
-        from codet5_lsp.server.pipeline import choose_mode
+        from codet5_lsp.inference.prompts import choose_mode
     except ImportError:  # the pipeline's dependencies are still being written
         return "infill"
     return choose_mode("auto", family)
@@ -129,7 +143,7 @@ def served_default_mode(family: str) -> str:
 
 def storage_quantization(device: str) -> tuple[str, str]:
     """(conversion quantization, compute type) our server uses by default on `device`."""
-    from codet5_lsp.inference.engine import default_compute_type
+    from codet5_lsp.inference.devices import default_compute_type
 
     compute = default_compute_type(device)
     return ("int8" if compute.startswith("int8") else compute), compute
@@ -137,20 +151,30 @@ def storage_quantization(device: str) -> tuple[str, str]:
 
 # -- cases and requests ---------------------------------------------------------------------
 
+
 def long_context_cases(tokenizer, count: int) -> list[Case]:
     """Held-out cases with at least MIN_CONTEXT_TOKENS before the cursor (contexts 384-512)."""
     cases = [c for c in load_cases() if tokenizer.count(c.prefix[-6000:]) >= MIN_CONTEXT_TOKENS]
-    return cases[:count + WARMUP]
+    return cases[: count + WARMUP]
 
 
 def completion_request(mode: str, case: Case, tokenizer, meta, max_new: int, stop_rule):
     from codet5_lsp.inference.prompts import build_completion_request
 
     return build_completion_request(
-        mode, case.prefix, case.suffix, tokenizer, max_prefix_tokens=CONTEXT_TOKENS,
-        max_suffix_tokens=SUFFIX_TOKENS, max_new_tokens=max_new, bos=meta.bos_token,
-        eos=meta.eos_token, sentinel=meta.sentinel_token, next_sentinel=meta.next_sentinel_token,
-        stop_rule=stop_rule)
+        mode,
+        case.prefix,
+        case.suffix,
+        tokenizer,
+        max_prefix_tokens=CONTEXT_TOKENS,
+        max_suffix_tokens=SUFFIX_TOKENS,
+        max_new_tokens=max_new,
+        bos=meta.bos_token,
+        eos=meta.eos_token,
+        sentinel=meta.sentinel_token,
+        next_sentinel=meta.next_sentinel_token,
+        stop_rule=stop_rule,
+    )
 
 
 @dataclass
@@ -221,19 +245,26 @@ class HFRunner:
             start = time.perf_counter()
             with torch.inference_mode():
                 result = self.model.generate(
-                    input_ids=enc, attention_mask=torch.ones_like(enc), decoder_input_ids=dec,
-                    max_new_tokens=request.max_new_tokens, do_sample=False, num_beams=1,
-                    eos_token_id=ends, pad_token_id=0,
-                    stopping_criteria=criteria)
+                    input_ids=enc,
+                    attention_mask=torch.ones_like(enc),
+                    decoder_input_ids=dec,
+                    max_new_tokens=request.max_new_tokens,
+                    do_sample=False,
+                    num_beams=1,
+                    eos_token_id=ends,
+                    pad_token_id=0,
+                    stopping_criteria=criteria,
+                )
             if self.device == "cuda":
                 torch.cuda.synchronize()
             elapsed = (time.perf_counter() - start) * 1000
-            new = [t for t in result[0, dec.shape[1]:].tolist() if t not in ends and t != 0]
+            new = [t for t in result[0, dec.shape[1] :].tolist() if t not in ends and t != 0]
             if i >= warmup:
                 out.ms.append(elapsed)
                 out.tokens.append(len(new))
-                out.texts.append(self.tokenizer.decode_tokens(
-                    [self.tokenizer.id_to_token(t) for t in new]))
+                out.texts.append(
+                    self.tokenizer.decode_tokens([self.tokenizer.id_to_token(t) for t in new])
+                )
         return out
 
     def _line_stop(self, start: int):
@@ -255,6 +286,7 @@ class HFRunner:
 
 
 # -- LSP ------------------------------------------------------------------------------------
+
 
 class PeakMemory:
     """Samples a process's RSS (and its GPU memory on cuda) until stopped; keeps the peaks."""
@@ -303,9 +335,12 @@ def vm_hwm_bytes(pid: int) -> int | None:
 
 def gpu_memory_mib(pid: int) -> int:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,used_memory",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                             timeout=5).stdout
+        out = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return 0
     for line in out.splitlines():
@@ -322,7 +357,9 @@ def _inline_params(uri: str, case: Case):
         text_document=types.TextDocumentIdentifier(uri=uri),
         position=types.Position(line=case.line, character=case.character),
         context=types.InlineCompletionContext(
-            trigger_kind=types.InlineCompletionTriggerKind.Invoked))
+            trigger_kind=types.InlineCompletionTriggerKind.Invoked
+        ),
+    )
 
 
 def _items(reply) -> list:
@@ -331,8 +368,9 @@ def _items(reply) -> list:
     return list(reply.items if hasattr(reply, "items") else reply)
 
 
-async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: list[Case],
-                    max_new_tokens: int) -> dict:
+async def lsp_bench(
+    model_folder: Path, device: str, compute_type: str, cases: list[Case], max_new_tokens: int
+) -> dict:
     """Round trips and 8-in-flight throughput against `codet5-lsp serve` over stdio."""
     from lsprotocol import types
     from pytest_lsp import ClientServerConfig, client_capabilities
@@ -340,9 +378,20 @@ async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: l
     state_dir = Path(tempfile.mkdtemp(prefix="codet5-bench-lsp-"))
     env = dict(os.environ, XDG_CACHE_HOME=str(state_dir), XDG_STATE_HOME=str(state_dir))
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "codet5_lsp.server.cli", "serve", "--model",
-                        str(model_folder), "--device", device, "--compute-type", compute_type],
-        server_env=env)
+        server_command=[
+            sys.executable,
+            "-m",
+            "codet5_lsp.server.cli",
+            "serve",
+            "--model",
+            str(model_folder),
+            "--device",
+            device,
+            "--compute-type",
+            compute_type,
+        ],
+        server_env=env,
+    )
     client = await config.start()
     statuses: list[dict] = []
 
@@ -358,20 +407,30 @@ async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: l
         nonlocal opened
         opened += 1
         uri = f"file:///bench/doc{opened}_{case.file.removesuffix('.txt')}"
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=case.document)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=case.document
+                )
+            )
+        )
         return uri
 
     try:
-        await client.initialize_session(types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            initialization_options={"debounceMs": 0, "maxContextTokens": CONTEXT_TOKENS,
-                                    "maxSuffixTokens": SUFFIX_TOKENS,
-                                    "maxNewTokens": max_new_tokens,
-                                    "requestTimeoutMs": 600_000,
-                                    # completion model only: no summary model download/RSS
-                                    "summariesEnabled": False}))
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities("visual-studio-code"),
+                initialization_options={
+                    "debounceMs": 0,
+                    "maxContextTokens": CONTEXT_TOKENS,
+                    "maxSuffixTokens": SUFFIX_TOKENS,
+                    "maxNewTokens": max_new_tokens,
+                    "requestTimeoutMs": 600_000,
+                    # completion model only: no summary model download/RSS
+                    "summariesEnabled": False,
+                },
+            )
+        )
         end = time.monotonic() + 300
         while not (statuses and statuses[-1].get("state") in ("ready", "error")):
             if time.monotonic() > end:
@@ -400,8 +459,12 @@ async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: l
         sequential_wall = time.perf_counter() - start
         uris = [open_doc(case) for case in batch]
         start = time.perf_counter()
-        await asyncio.gather(*(client.text_document_inline_completion_async(
-            _inline_params(uri, case)) for uri, case in zip(uris, batch)))
+        await asyncio.gather(
+            *(
+                client.text_document_inline_completion_async(_inline_params(uri, case))
+                for uri, case in zip(uris, batch)
+            )
+        )
         wall = time.perf_counter() - start
         p50 = percentile(round_trips, 50)
         return {
@@ -427,45 +490,62 @@ async def lsp_bench(model_folder: Path, device: str, compute_type: str, cases: l
 
 # -- one model ------------------------------------------------------------------------------
 
-def bench_model(name: str, hf_folder: Path, device: str, n_cases: int, stepwise_cases: int,
-                cache: Path, real_model: bool, lsp: bool) -> dict:
+
+def bench_model(
+    name: str,
+    hf_folder: Path,
+    device: str,
+    n_cases: int,
+    stepwise_cases: int,
+    cache: Path,
+    real_model: bool,
+    lsp: bool,
+) -> dict:
     from codet5_lsp.inference.engine import CompletionEngine
     from codet5_lsp.inference.prompts import line_stop_rule
 
     setup_started = time.perf_counter()
     quant, compute = storage_quantization(device)
     tag = f"ct2-{version('ctranslate2')}-{quant}"
-    one_pass = converted(hf_folder, cache / f"{name}--{tag}--parallel-prefix", quant,
-                         parallel_prefix=True)
+    one_pass = converted(
+        hf_folder, cache / f"{name}--{tag}--parallel-prefix", quant, parallel_prefix=True
+    )
     plain = converted(hf_folder, cache / f"{name}--{tag}--plain", quant, parallel_prefix=False)
     setup_s = round(time.perf_counter() - setup_started, 1)
     default_mode = served_default_mode(one_pass.metadata.family)
     max_new = LAB_MAX_NEW_TOKENS if real_model else RANDOM_MAX_NEW_TOKENS
     stop_rule = line_stop_rule if real_model else None
-    result: dict = {"model": name, "conversion": quant, "compute_type": compute,
-                    "default_mode": default_mode, "max_new_tokens": max_new,
-                    "conversion_s": setup_s,
-                    "stop": "first line end" if real_model else f"{max_new} tokens",
-                    "engines": {}}
+    result: dict = {
+        "model": name,
+        "conversion": quant,
+        "compute_type": compute,
+        "default_mode": default_mode,
+        "max_new_tokens": max_new,
+        "conversion_s": setup_s,
+        "stop": "first line end" if real_model else f"{max_new} tokens",
+        "engines": {},
+    }
 
     engine = CompletionEngine(one_pass, device=device, compute_type=compute)
     tokenizer = engine.tokenizer
     cases = long_context_cases(tokenizer, n_cases)
     result["cases"] = len(cases) - WARMUP
-    result["context_tokens_mean"] = round(sum(
-        min(CONTEXT_TOKENS, tokenizer.count(c.prefix[-6000:])) for c in cases) / len(cases), 1)
+    result["context_tokens_mean"] = round(
+        sum(min(CONTEXT_TOKENS, tokenizer.count(c.prefix[-6000:])) for c in cases) / len(cases), 1
+    )
 
     def requests(mode: str) -> list:
-        return [completion_request(mode, c, tokenizer, one_pass.metadata, max_new, stop_rule)
-                for c in cases]
+        return [
+            completion_request(mode, c, tokenizer, one_pass.metadata, max_new, stop_rule)
+            for c in cases
+        ]
 
     try:
         log(f"{name}: ours-decoder (one-pass prefix)")
         ours_decoder = time_ours(engine, requests("decoder"))
         if default_mode != "decoder":
             log(f"{name}: ours-default ({default_mode})")
-            result["engines"]["ours-default"] = time_ours(engine,
-                                                          requests(default_mode)).summary()
+            result["engines"]["ours-default"] = time_ours(engine, requests(default_mode)).summary()
         else:  # the default is the decoder mode: one measurement serves both rows
             result["engines"]["ours-default"] = ours_decoder.summary()
         result["engines"]["ours-decoder"] = ours_decoder.summary()
@@ -475,16 +555,19 @@ def bench_model(name: str, hf_folder: Path, device: str, n_cases: int, stepwise_
     step_warmup = WARMUP if real_model else 0
     try:
         log(f"{name}: ct2 target_prefix step by step")
-        ct2_step = time_ours(stepwise, requests("decoder")[WARMUP - step_warmup:][
-            :step_warmup + stepwise_cases], warmup=step_warmup)
+        ct2_step = time_ours(
+            stepwise,
+            requests("decoder")[WARMUP - step_warmup :][: step_warmup + stepwise_cases],
+            warmup=step_warmup,
+        )
         result["engines"]["ct2-target-prefix"] = ct2_step.summary()
     finally:
         stepwise.close()
-    result["one_pass_equals_stepwise"] = round(sum(
-        a == b for a, b in zip(ours_decoder.texts, ct2_step.texts)) / len(ct2_step.texts), 3)
+    result["one_pass_equals_stepwise"] = round(
+        sum(a == b for a, b in zip(ours_decoder.texts, ct2_step.texts)) / len(ct2_step.texts), 3
+    )
     if default_mode == "decoder":
         result["note"] = "default mode is decoder: ours-default and ours-decoder are one run"
-
 
     hf = HFRunner(hf_folder, device, tokenizer)
     try:
@@ -506,10 +589,10 @@ def bench_model(name: str, hf_folder: Path, device: str, n_cases: int, stepwise_
     if lsp:
         log(f"{name}: LSP round trips")
         try:
-            result["lsp"] = asyncio.run(lsp_bench(one_pass.folder, device, compute, cases,
-                                                  max_new))
+            result["lsp"] = asyncio.run(lsp_bench(one_pass.folder, device, compute, cases, max_new))
             result["ratios"]["hf_same_mode_over_lsp"] = _ratio(
-                p50[f"hf-{default_mode}"], result["lsp"]["round_trip_p50_ms"])
+                p50[f"hf-{default_mode}"], result["lsp"]["round_trip_p50_ms"]
+            )
         except Exception as exc:
             result["lsp"] = {"error": f"{type(exc).__name__}: {exc}"}
     return result
@@ -521,6 +604,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 # -- report ---------------------------------------------------------------------------------
 
+
 def targets(device: str, models: dict) -> list[tuple[str, bool | None, str]]:
     """(target, met?, measured) for the project's stated latency targets."""
     out = []
@@ -529,22 +613,39 @@ def targets(device: str, models: dict) -> list[tuple[str, bool | None, str]]:
             lsp = r.get("lsp", {})
             if name == "labmodel":
                 continue
-            out.append((f"{name}: LSP p50 <= 50 ms", _le(lsp.get("round_trip_p50_ms"), 50),
-                        f"{lsp.get('round_trip_p50_ms')} ms"))
-            out.append((f"{name}: LSP p95 <= 100 ms", _le(lsp.get("round_trip_p95_ms"), 100),
-                        f"{lsp.get('round_trip_p95_ms')} ms"))
+            out.append(
+                (
+                    f"{name}: LSP p50 <= 50 ms",
+                    _le(lsp.get("round_trip_p50_ms"), 50),
+                    f"{lsp.get('round_trip_p50_ms')} ms",
+                )
+            )
+            out.append(
+                (
+                    f"{name}: LSP p95 <= 100 ms",
+                    _le(lsp.get("round_trip_p95_ms"), 100),
+                    f"{lsp.get('round_trip_p95_ms')} ms",
+                )
+            )
             ratio = r["ratios"]["hf_same_mode_over_ours_default"]
-            out.append((f"{name}: >= 10x faster than transformers fp16", _ge(ratio, 10),
-                        f"{ratio}x"))
+            out.append(
+                (f"{name}: >= 10x faster than transformers fp16", _ge(ratio, 10), f"{ratio}x")
+            )
     else:
         r = models.get("codet5p-220m-shaped")
         if r:
             lsp = r.get("lsp", {})
-            out.append(("220m int8: LSP p50 <= 400 ms", _le(lsp.get("round_trip_p50_ms"), 400),
-                        f"{lsp.get('round_trip_p50_ms')} ms"))
+            out.append(
+                (
+                    "220m int8: LSP p50 <= 400 ms",
+                    _le(lsp.get("round_trip_p50_ms"), 400),
+                    f"{lsp.get('round_trip_p50_ms')} ms",
+                )
+            )
             ratio = r["ratios"]["hf_same_mode_over_ours_default"]
-            out.append(("220m int8: >= 5x faster than transformers fp32", _ge(ratio, 5),
-                        f"{ratio}x"))
+            out.append(
+                ("220m int8: >= 5x faster than transformers fp32", _ge(ratio, 5), f"{ratio}x")
+            )
             rss = lsp.get("server_peak_rss_mb")
             out.append(("220m int8: server RSS <= 700 MB", _le(rss, 700), f"{rss} MB"))
     return out
@@ -559,36 +660,54 @@ def _ge(x, limit) -> bool | None:
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Latency on {r['device_name']}", "",
-             f"`python -m bench.latency --device {r['device']}{' --quick' if r['quick'] else ''}`"
-             f", run time {r['runtime_s']} s. Context {MIN_CONTEXT_TOKENS}-{CONTEXT_TOKENS} "
-             "tokens before the cursor at held-out cursor positions; greedy; "
-             f"{WARMUP} warm-up requests per engine; times are wall times of one request "
-             "(tokenization excluded for in-process engines).", "",
-             "| model | engine | requests | p50 ms | p95 ms | new tokens | tokens/s |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Latency on {r['device_name']}",
+        "",
+        f"`python -m bench.latency --device {r['device']}{' --quick' if r['quick'] else ''}`"
+        f", run time {r['runtime_s']} s. Context {MIN_CONTEXT_TOKENS}-{CONTEXT_TOKENS} "
+        "tokens before the cursor at held-out cursor positions; greedy; "
+        f"{WARMUP} warm-up requests per engine; times are wall times of one request "
+        "(tokenization excluded for in-process engines).",
+        "",
+        "| model | engine | requests | p50 ms | p95 ms | new tokens | tokens/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, m in r["models"].items():
         for engine, s in m["engines"].items():
-            label = {"ours-default": f"ours, default ({m['default_mode']})",
-                     "ours-decoder": "ours, decoder one-pass",
-                     "ct2-target-prefix": "ct2 target_prefix step-by-step",
-                     }.get(engine, f"transformers {m.get('transformers_dtype', '')} "
-                                   f"{engine.removeprefix('hf-')}")
-            lines.append(f"| {name} ({m['compute_type']}) | {label} | {s['requests']} | "
-                         f"{s['p50_ms']} | {s['p95_ms']} | {s['mean_new_tokens']} | "
-                         f"{s['tokens_per_s']} |")
-    lines += ["", "| model | transformers / ours (default mode) | transformers / ours (decoder) "
-              "| step-by-step / one-pass | transformers / LSP round trip | one-pass = step text |",
-              "|---|---|---|---|---|---|"]
+            label = {
+                "ours-default": f"ours, default ({m['default_mode']})",
+                "ours-decoder": "ours, decoder one-pass",
+                "ct2-target-prefix": "ct2 target_prefix step-by-step",
+            }.get(
+                engine,
+                f"transformers {m.get('transformers_dtype', '')} {engine.removeprefix('hf-')}",
+            )
+            lines.append(
+                f"| {name} ({m['compute_type']}) | {label} | {s['requests']} | "
+                f"{s['p50_ms']} | {s['p95_ms']} | {s['mean_new_tokens']} | "
+                f"{s['tokens_per_s']} |"
+            )
+    lines += [
+        "",
+        "| model | transformers / ours (default mode) | transformers / ours (decoder) "
+        "| step-by-step / one-pass | transformers / LSP round trip | one-pass = step text |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, m in r["models"].items():
         q = m["ratios"]
-        lines.append(f"| {name} | {q['hf_same_mode_over_ours_default']}x | "
-                     f"{q['hf_decoder_over_ours_decoder']}x | {q['stepwise_over_one_pass']}x | "
-                     f"{q.get('hf_same_mode_over_lsp')}x | {m['one_pass_equals_stepwise']:.0%} |")
-    lines += ["", "## LSP (`codet5-lsp serve` over stdio)", "",
-              "| model | round trip p50 ms | p95 ms | answered | 8 in flight: wall ms | "
-              "req/s (8 in flight) | req/s (same 8, one at a time) | server peak RSS MB |",
-              "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | {q['hf_same_mode_over_ours_default']}x | "
+            f"{q['hf_decoder_over_ours_decoder']}x | {q['stepwise_over_one_pass']}x | "
+            f"{q.get('hf_same_mode_over_lsp')}x | {m['one_pass_equals_stepwise']:.0%} |"
+        )
+    lines += [
+        "",
+        "## LSP (`codet5-lsp serve` over stdio)",
+        "",
+        "| model | round trip p50 ms | p95 ms | answered | 8 in flight: wall ms | "
+        "req/s (8 in flight) | req/s (same 8, one at a time) | server peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, m in r["models"].items():
         s = m.get("lsp")
         if s is None:
@@ -597,17 +716,22 @@ def markdown(r: dict) -> str:
             lines.append(f"| {name} | failed: {s['error']} | | | | | | |")
             continue
         gpu = f" (GPU {s['server_gpu_memory_mib']} MiB)" if "server_gpu_memory_mib" in s else ""
-        lines.append(f"| {name} | {s['round_trip_p50_ms']} | {s['round_trip_p95_ms']} | "
-                     f"{s['answered']}/{s['requests']} | {s['concurrent_wall_ms']} | "
-                     f"{s['throughput_rps']} | {s['sequential_rps']} | "
-                     f"{s['server_peak_rss_mb']}{gpu} |")
+        lines.append(
+            f"| {name} | {s['round_trip_p50_ms']} | {s['round_trip_p95_ms']} | "
+            f"{s['answered']}/{s['requests']} | {s['concurrent_wall_ms']} | "
+            f"{s['throughput_rps']} | {s['sequential_rps']} | "
+            f"{s['server_peak_rss_mb']}{gpu} |"
+        )
     lines += ["", "## Targets", "", "| target | met | measured |", "|---|---|---|"]
     for target, met, measured in r["targets"]:
         mark = {True: "yes", False: "**no**", None: "not measured"}[met]
         lines.append(f"| {target} | {mark} | {measured} |")
-    lines += ["", "Random-weight models (220m/770m shapes) never end a line, so every engine "
-              f"generates {RANDOM_MAX_NEW_TOKENS} tokens for them; the labmodel stops at the "
-              "first line end. The server applies its own stop rule and post-processing."]
+    lines += [
+        "",
+        "Random-weight models (220m/770m shapes) never end a line, so every engine "
+        f"generates {RANDOM_MAX_NEW_TOKENS} tokens for them; the labmodel stops at the "
+        "first line end. The server applies its own stop rule and post-processing.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -615,8 +739,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="completion latency: ours vs transformers")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--quick", action="store_true", help="fewer cases (CI-sized)")
-    parser.add_argument("--models", nargs="*", default=["labmodel", *SHAPES],
-                        help="subset of: labmodel " + " ".join(SHAPES))
+    parser.add_argument(
+        "--models",
+        nargs="*",
+        default=["labmodel", *SHAPES],
+        help="subset of: labmodel " + " ".join(SHAPES),
+    )
     parser.add_argument("--no-lsp", action="store_true", help="skip the LSP part")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     parser.add_argument("--cache-dir", type=Path, help="models and conversions (user cache)")
@@ -626,8 +754,12 @@ def main(argv: list[str] | None = None) -> int:
     counts = QUICK_CASES if args.quick else FULL_CASES
     step_counts = QUICK_STEPWISE_CASES if args.quick else FULL_STEPWISE_CASES
     started = time.perf_counter()
-    report: dict = {"device": args.device, "device_name": device_description(args.device),
-                    "quick": args.quick, "models": {}}
+    report: dict = {
+        "device": args.device,
+        "device_name": device_description(args.device),
+        "quick": args.quick,
+        "models": {},
+    }
     for name in args.models:
         if name == "labmodel":
             hf_folder, real = LABMODEL, True
@@ -635,9 +767,16 @@ def main(argv: list[str] | None = None) -> int:
             built = time.perf_counter()
             hf_folder, real = random_t5_checkpoint(name, SHAPES[name], cache / f"{name}-hf"), False
             report.setdefault("build_s", {})[name] = round(time.perf_counter() - built, 1)
-        report["models"][name] = bench_model(name, hf_folder, args.device, counts[name],
-                                             step_counts[name], cache, real,
-                                             lsp=not args.no_lsp)
+        report["models"][name] = bench_model(
+            name,
+            hf_folder,
+            args.device,
+            counts[name],
+            step_counts[name],
+            cache,
+            real,
+            lsp=not args.no_lsp,
+        )
         gc.collect()
     report["targets"] = targets(args.device, report["models"])
     report["runtime_s"] = round(time.perf_counter() - started, 1)

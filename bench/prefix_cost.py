@@ -17,8 +17,14 @@ import subprocess
 import sys
 import time
 
-from bench.latency import (SHAPES, converted, device_description, long_context_cases, log,
-                           random_t5_checkpoint)
+from bench.latency import (
+    SHAPES,
+    converted,
+    device_description,
+    log,
+    long_context_cases,
+    random_t5_checkpoint,
+)
 from bench.quality import bench_cache_dir, write_results
 
 PREFIX_TOKENS = 511  # + the start token: a 512-token decoder context
@@ -28,16 +34,21 @@ NEW_TOKENS = (1, 16)
 def _time_one(translator, prefix: list[str], new_tokens: int) -> float:
     started = time.perf_counter()
     translator.translate_batch(
-        [["<s>", "</s>"]], target_prefix=[prefix], beam_size=1, max_input_length=0,
-        max_decoding_length=len(prefix) + new_tokens, return_alternatives=True,
-        num_hypotheses=1)
+        [["<s>", "</s>"]],
+        target_prefix=[prefix],
+        beam_size=1,
+        max_input_length=0,
+        max_decoding_length=len(prefix) + new_tokens,
+        return_alternatives=True,
+        num_hypotheses=1,
+    )
     return (time.perf_counter() - started) * 1000
 
 
 def run(device: str, shape: str, cases: int, loads: tuple[str, ...]) -> dict:
     import ctranslate2
 
-    from codet5_lsp.inference.engine import default_compute_type
+    from codet5_lsp.inference.devices import default_compute_type
     from codet5_lsp.inference.tokenizer import CodeTokenizer
 
     cache = bench_cache_dir()
@@ -45,24 +56,31 @@ def run(device: str, shape: str, cases: int, loads: tuple[str, ...]) -> dict:
     quant = "int8" if compute.startswith("int8") else compute
     hf = random_t5_checkpoint(shape, SHAPES[shape], cache / f"{shape}-hf")
     models = {
-        "exact one-pass (ours)": converted(hf, cache / f"{shape}-{quant}-pp", quant,
-                                           parallel_prefix=True),
-        "stock one-pass (inexact)": converted(hf, cache / f"{shape}-{quant}-stock", quant,
-                                              parallel_prefix=False),
+        "exact one-pass (ours)": converted(
+            hf, cache / f"{shape}-{quant}-pp", quant, parallel_prefix=True
+        ),
+        "stock one-pass (inexact)": converted(
+            hf, cache / f"{shape}-{quant}-stock", quant, parallel_prefix=False
+        ),
     }
     tokenizer = CodeTokenizer(next(iter(models.values())).tokenizer_file)
-    prefixes = [tokenizer.tokens(c.prefix)[-PREFIX_TOKENS:]
-                for c in long_context_cases(tokenizer, cases)]
+    prefixes = [
+        tokenizer.tokens(c.prefix)[-PREFIX_TOKENS:] for c in long_context_cases(tokenizer, cases)
+    ]
     rows = []
     for load in loads:
-        hog = (subprocess.Popen([sys.executable, "-c", "while True: pass"])
-               if load == "busy" else None)
+        hog = (
+            subprocess.Popen([sys.executable, "-c", "while True: pass"]) if load == "busy" else None
+        )
         try:
             for label, files in models.items():
                 for threads in (1, 2):
-                    translator = ctranslate2.Translator(str(files.folder), device=device,
-                                                        compute_type=compute,
-                                                        intra_threads=threads)
+                    translator = ctranslate2.Translator(
+                        str(files.folder),
+                        device=device,
+                        compute_type=compute,
+                        intra_threads=threads,
+                    )
                     _time_one(translator, prefixes[0], 1)  # warm-up
                     row = {"load": load, "path": label, "threads": threads}
                     for new in NEW_TOKENS:
@@ -75,21 +93,34 @@ def run(device: str, shape: str, cases: int, loads: tuple[str, ...]) -> dict:
         finally:
             if hog is not None:
                 hog.kill()
-    return {"device": device_description(device), "compute_type": compute, "shape": shape,
-            "prefix_tokens": PREFIX_TOKENS + 1, "cases": len(prefixes) - 1,
-            "ctranslate2": ctranslate2.__version__, "rows": rows}
+    return {
+        "device": device_description(device),
+        "compute_type": compute,
+        "shape": shape,
+        "prefix_tokens": PREFIX_TOKENS + 1,
+        "cases": len(prefixes) - 1,
+        "ctranslate2": ctranslate2.__version__,
+        "rows": rows,
+    }
 
 
 def markdown(r: dict) -> str:
-    lines = [f"# Prefix cost: {r['shape']} on {r['device']} ({r['compute_type']})", "",
-             f"`python -m bench.prefix_cost`; decoder contexts of 384-{r['prefix_tokens']} "
-             f"tokens from held-out code, medians of {r['cases']} prefixes, ctranslate2 {r['ctranslate2']}. "
-             "'busy': another process spins on one core meanwhile.", "",
-             "| load | path | threads | prefix + 1 token (ms) | prefix + 16 tokens (ms) |",
-             "|---|---|---|---|---|"]
+    lines = [
+        f"# Prefix cost: {r['shape']} on {r['device']} ({r['compute_type']})",
+        "",
+        f"`python -m bench.prefix_cost`; decoder contexts of 384-{r['prefix_tokens']} "
+        f"tokens from held-out code, medians of {r['cases']} prefixes, "
+        f"ctranslate2 {r['ctranslate2']}. "
+        "'busy': another process spins on one core meanwhile.",
+        "",
+        "| load | path | threads | prefix + 1 token (ms) | prefix + 16 tokens (ms) |",
+        "|---|---|---|---|---|",
+    ]
     for row in r["rows"]:
-        lines.append(f"| {row['load']} | {row['path']} | {row['threads']} | "
-                     f"{row['new_1_median_ms']} | {row['new_16_median_ms']} |")
+        lines.append(
+            f"| {row['load']} | {row['path']} | {row['threads']} | "
+            f"{row['new_1_median_ms']} | {row['new_16_median_ms']} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -72,6 +72,7 @@ def _r(x: float | None, digits: int = 1) -> float | None:
 
 # -- models ---------------------------------------------------------------------------------
 
+
 def labmodel_folder(cache: Path) -> Path:
     from codet5_lsp.inference.models import resolve_model
 
@@ -83,16 +84,18 @@ def shape_folder(cache: Path) -> Path:
 
     hf = random_t5_checkpoint(SHAPE, SHAPES[SHAPE], cache / f"{SHAPE}-hf")
     tag = f"ct2-{version('ctranslate2')}-int8"
-    return converted(hf, cache / f"{SHAPE}--{tag}--parallel-prefix", "int8",
-                     parallel_prefix=True).folder
+    return converted(
+        hf, cache / f"{SHAPE}--{tag}--parallel-prefix", "int8", parallel_prefix=True
+    ).folder
 
 
 # -- part lsp -------------------------------------------------------------------------------
 
+
 def auto_indent(line: str, unit: str = "    ") -> str:
     """What VS Code inserts after Enter at the end of a Python `line`: its indentation, one
     level more after a block opener or an open bracket."""
-    indent = line[:len(line) - len(line.lstrip())]
+    indent = line[: len(line) - len(line.lstrip())]
     return indent + unit if line.rstrip().endswith((":", "(", "[", "{")) else indent
 
 
@@ -105,20 +108,28 @@ def _position(text: str, offset: int) -> dict:
 def _inline(client: Client, uri: str, text: str, offset: int) -> tuple[float, dict]:
     """(ms, first item or {}) of an inline completion at `offset`."""
     start = time.perf_counter()
-    reply = client.call("textDocument/inlineCompletion", {
-        "textDocument": {"uri": uri}, "position": _position(text, offset),
-        "context": {"triggerKind": 2}})
+    reply = client.call(
+        "textDocument/inlineCompletion",
+        {
+            "textDocument": {"uri": uri},
+            "position": _position(text, offset),
+            "context": {"triggerKind": 2},
+        },
+    )
     ms = (time.perf_counter() - start) * 1000
     items = ((reply.get("result") or {}).get("items")) or []
     return ms, (items[0] if items else {})
 
 
-def _insert(client: Client, uri: str, version: int, text: str, offset: int,
-            inserted: str) -> str:
+def _insert(client: Client, uri: str, version: int, text: str, offset: int, inserted: str) -> str:
     at = _position(text, offset)
-    client.notify("textDocument/didChange", {
-        "textDocument": {"uri": uri, "version": version},
-        "contentChanges": [{"range": {"start": at, "end": at}, "text": inserted}]})
+    client.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": version},
+            "contentChanges": [{"range": {"start": at, "end": at}, "text": inserted}],
+        },
+    )
     return text[:offset] + inserted + text[offset:]
 
 
@@ -128,13 +139,22 @@ def _stats(client: Client) -> dict:
 
 def start_server(model_folder: Path, options: dict[str, Any]) -> Client:
     state = Path(tempfile.mkdtemp(prefix="codet5-bench-spec-"))
-    client = Client(["--model", str(model_folder), "--device", "cpu", "--compute-type", "int8"],
-                    state)
-    client.call("initialize", {"processId": os.getpid(), "rootUri": None, "capabilities": {},
-                               "initializationOptions": options})
+    client = Client(
+        ["--model", str(model_folder), "--device", "cpu", "--compute-type", "int8"], state
+    )
+    client.call(
+        "initialize",
+        {
+            "processId": os.getpid(),
+            "rootUri": None,
+            "capabilities": {},
+            "initializationOptions": options,
+        },
+    )
     client.notify("initialized", {})
-    if not client.wait(lambda: client.statuses and client.statuses[-1]["state"] in
-                       ("ready", "error"), 300):
+    if not client.wait(
+        lambda: client.statuses and client.statuses[-1]["state"] in ("ready", "error"), 300
+    ):
         raise TimeoutError("model not ready")
     if client.statuses[-1]["state"] != "ready":
         raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
@@ -142,22 +162,34 @@ def start_server(model_folder: Path, options: dict[str, Any]) -> Client:
 
 
 def lsp_speed(model_folder: Path, cases: list[Case], intra_threads: int) -> dict:
-    client = start_server(model_folder, {"requestTimeoutMs": 600_000, "summariesEnabled": False,
-                                         "intraThreads": intra_threads})
+    client = start_server(
+        model_folder,
+        {"requestTimeoutMs": 600_000, "summariesEnabled": False, "intraThreads": intra_threads},
+    )
     rows: list[dict] = []
     skipped = {"no_suggestion": 0, "not_a_whole_line": 0}
     try:
         warm = cases[0]
-        client.notify("textDocument/didOpen", {"textDocument": {
-            "uri": "file:///bench/warm.py", "languageId": "python", "version": 1,
-            "text": warm.document}})
+        client.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": "file:///bench/warm.py",
+                    "languageId": "python",
+                    "version": 1,
+                    "text": warm.document,
+                }
+            },
+        )
         _inline(client, "file:///bench/warm.py", warm.document, len(warm.prefix))
         client.notify("textDocument/didClose", {"textDocument": {"uri": "file:///bench/warm.py"}})
         for i, case in enumerate(cases[1:]):
             uri = f"file:///bench/s{i}.py"
             text = case.document
-            client.notify("textDocument/didOpen", {"textDocument": {
-                "uri": uri, "languageId": "python", "version": 1, "text": text}})
+            client.notify(
+                "textDocument/didOpen",
+                {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+            )
             cursor = len(case.prefix)
             before = _stats(client)
             shown_ms, item = _inline(client, uri, text, cursor)
@@ -173,8 +205,10 @@ def lsp_speed(model_folder: Path, cases: list[Case], intra_threads: int) -> dict
                 client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
                 continue
             text = _insert(client, uri, 2, text, cursor, shown)
-            client.call("workspace/executeCommand", {"command": item["command"]["command"],
-                                                     "arguments": item["command"]["arguments"]})
+            client.call(
+                "workspace/executeCommand",
+                {"command": item["command"]["command"], "arguments": item["command"]["arguments"]},
+            )
             end = cursor + len(shown)
             line_end_ms, line_end_item = _inline(client, uri, text, end)
             line_start = text.rfind("\n", 0, end) + 1
@@ -187,44 +221,70 @@ def lsp_speed(model_folder: Path, cases: list[Case], intra_threads: int) -> dict
             # the fresh request sees the same open documents (none) as the speculation did
             client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
             fresh_uri = f"file:///bench/f{i}.py"
-            client.notify("textDocument/didOpen", {"textDocument": {
-                "uri": fresh_uri, "languageId": "python", "version": 1, "text": text}})
+            client.notify(
+                "textDocument/didOpen",
+                {
+                    "textDocument": {
+                        "uri": fresh_uri,
+                        "languageId": "python",
+                        "version": 1,
+                        "text": text,
+                    }
+                },
+            )
             # parsed first, as a document open for a while is (showContext awaits the parse
             # and leaves no trace); a completion waits at most 50 ms for a tree
-            client.call("workspace/executeCommand", {"command": "codet5.showContext",
-                                                     "arguments": [{"uri": fresh_uri,
-                                                                    "position": _position(
-                                                                        text, at)}]})
+            client.call(
+                "workspace/executeCommand",
+                {
+                    "command": "codet5.showContext",
+                    "arguments": [{"uri": fresh_uri, "position": _position(text, at)}],
+                },
+            )
             fresh_ms, fresh_item = _inline(client, fresh_uri, text, at)
             client.notify("textDocument/didClose", {"textDocument": {"uri": fresh_uri}})
             without, without_ms = replay_without_speculation(client, i, case, shown, indent)
-            rows.append({
-                "case": case.id, "shown": shown, "shown_ms": _r(shown_ms),
-                "line_end_ms": _r(line_end_ms), "line_end_item": line_end_item.get("insertText"),
-                "indent": indent, "after_ms": _r(after_ms), "fresh_ms": _r(fresh_ms),
-                "after": after_item.get("insertText"), "fresh": fresh_item.get("insertText"),
-                "without_speculation": without, "without_speculation_ms": _r(without_ms),
-                "after_model_calls": after["modelCalls"] - mid["modelCalls"],
-                "speculation_ms": _r(mid["speculativeMs"] - before["speculativeMs"]),
-                "after_from_speculation": after["speculationHits"] > mid["speculationHits"]
-                or after["speculationBlankLines"] > mid["speculationBlankLines"],
-                "waited": after["speculationWaits"] > mid["speculationWaits"]})
+            rows.append(
+                {
+                    "case": case.id,
+                    "shown": shown,
+                    "shown_ms": _r(shown_ms),
+                    "line_end_ms": _r(line_end_ms),
+                    "line_end_item": line_end_item.get("insertText"),
+                    "indent": indent,
+                    "after_ms": _r(after_ms),
+                    "fresh_ms": _r(fresh_ms),
+                    "after": after_item.get("insertText"),
+                    "fresh": fresh_item.get("insertText"),
+                    "without_speculation": without,
+                    "without_speculation_ms": _r(without_ms),
+                    "after_model_calls": after["modelCalls"] - mid["modelCalls"],
+                    "speculation_ms": _r(mid["speculativeMs"] - before["speculativeMs"]),
+                    "after_from_speculation": after["speculationHits"] > mid["speculationHits"]
+                    or after["speculationBlankLines"] > mid["speculationBlankLines"],
+                    "waited": after["speculationWaits"] > mid["speculationWaits"],
+                }
+            )
         final = _stats(client)
     finally:
         client.close()
     return summarize_speed(rows, skipped, final)
 
 
-def replay_without_speculation(client: Client, i: int, case: Case, shown: str,
-                               indent: str) -> tuple[str | None, float | None]:
+def replay_without_speculation(
+    client: Client, i: int, case: Case, shown: str, indent: str
+) -> tuple[str | None, float | None]:
     """The answer after accept + Enter with speculation off, on a document that went through
     the same requests and edits: what the user gets without speculation (and its ms)."""
-    client.notify("workspace/didChangeConfiguration",
-                  {"settings": {"codet5": {"speculation": False}}})
+    client.notify(
+        "workspace/didChangeConfiguration", {"settings": {"codet5": {"speculation": False}}}
+    )
     uri = f"file:///bench/r{i}.py"
     text = case.document
-    client.notify("textDocument/didOpen", {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": text}})
+    client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+    )
     cursor = len(case.prefix)
     _ms, item = _inline(client, uri, text, cursor)
     answer = ms = None
@@ -236,8 +296,9 @@ def replay_without_speculation(client: Client, i: int, case: Case, shown: str,
         ms, after = _inline(client, uri, text, end + 1 + len(indent))
         answer = after.get("insertText")
     client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-    client.notify("workspace/didChangeConfiguration",
-                  {"settings": {"codet5": {"speculation": True}}})
+    client.notify(
+        "workspace/didChangeConfiguration", {"settings": {"codet5": {"speculation": True}}}
+    )
     return answer, ms
 
 
@@ -247,31 +308,45 @@ def summarize_speed(rows: list[dict], skipped: dict, stats: dict) -> dict:
     same = [r for r in rows if r["after"] == r["fresh"]]
     p50a, p50f = percentile(after, 50), percentile(fresh, 50)
     return {
-        "cases": len(rows), "skipped": skipped,
-        "after_enter_p50_ms": _r(p50a), "after_enter_p95_ms": _r(percentile(after, 95)),
-        "fresh_p50_ms": _r(p50f), "fresh_p95_ms": _r(percentile(fresh, 95)),
+        "cases": len(rows),
+        "skipped": skipped,
+        "after_enter_p50_ms": _r(p50a),
+        "after_enter_p95_ms": _r(percentile(after, 95)),
+        "fresh_p50_ms": _r(p50f),
+        "fresh_p95_ms": _r(percentile(fresh, 95)),
         "p50_speedup": _r(p50f / p50a, 2) if p50a and p50f else None,
         "served_without_model_call": sum(r["after_model_calls"] == 0 for r in rows),
         "from_speculation": sum(r["after_from_speculation"] for r in rows),
         "waited_for_speculation": sum(r["waited"] for r in rows),
-        "same_text": len(same), "same_text_share": _r(len(same) / len(rows), 3) if rows else None,
+        "same_text": len(same),
+        "same_text_share": _r(len(same) / len(rows), 3) if rows else None,
         "same_as_without_speculation": sum(r["after"] == r["without_speculation"] for r in rows),
-        "without_speculation_p50_ms": _r(percentile(
-            [r["without_speculation_ms"] for r in rows if r["without_speculation_ms"]], 50)),
-        "without_speculation_p95_ms": _r(percentile(
-            [r["without_speculation_ms"] for r in rows if r["without_speculation_ms"]], 95)),
+        "without_speculation_p50_ms": _r(
+            percentile(
+                [r["without_speculation_ms"] for r in rows if r["without_speculation_ms"]], 50
+            )
+        ),
+        "without_speculation_p95_ms": _r(
+            percentile(
+                [r["without_speculation_ms"] for r in rows if r["without_speculation_ms"]], 95
+            )
+        ),
         "line_end_answers_empty": sum(r["line_end_item"] is None for r in rows),
         "speculation_ms_p50": _r(percentile([r["speculation_ms"] for r in rows], 50)),
         "shown_p50_ms": _r(percentile([r["shown_ms"] for r in rows], 50)),
         "line_end_p50_ms": _r(percentile([r["line_end_ms"] for r in rows], 50)),
-        "differences": [{k: r[k] for k in ("case", "shown", "indent", "after", "fresh",
-                                           "without_speculation")}
-                        for r in rows if r["after"] != r["fresh"]],
-        "server_counters": stats, "rows": rows,
+        "differences": [
+            {k: r[k] for k in ("case", "shown", "indent", "after", "fresh", "without_speculation")}
+            for r in rows
+            if r["after"] != r["fresh"]
+        ],
+        "server_counters": stats,
+        "rows": rows,
     }
 
 
 # -- part budget ------------------------------------------------------------------------------
+
 
 def budget_cases(tokenizer, count: int) -> list[Case]:
     return [c for c in load_cases() if tokenizer.count(c.prefix[-6000:]) >= max(BUDGETS)][:count]
@@ -289,21 +364,24 @@ def served_prediction(engine, case: Case, budget: int, fixed_tokens: int | None 
     settings = Settings(max_context_tokens=budget, device="cpu")
     ctx, _mode, request = prompt_for(doc, position, engine, settings)
     if fixed_tokens is not None:  # random weights: a fixed length, no healing passes
-        request = dataclasses.replace(request, stop_rule=None, max_new_tokens=fixed_tokens,
-                                      heal_tokens=(), alternatives=1)
+        request = dataclasses.replace(
+            request, stop_rule=None, max_new_tokens=fixed_tokens, heal_tokens=(), alternatives=1
+        )
     result = engine.generate(request)
     shown = first_line(postprocess(result.text, ctx) or "") if fixed_tokens is None else ""
     return shown, result.model_ms, len(request.decoder_prefix)
 
 
-def budget_sweep(lab: Path, shape: Path | None, n_quality: int, n_shape: int,
-                 intra_threads: int) -> dict:
+def budget_sweep(
+    lab: Path, shape: Path | None, n_quality: int, n_shape: int, intra_threads: int
+) -> dict:
     from codet5_lsp.inference.engine import CompletionEngine
     from codet5_lsp.inference.models import check_converted_folder
 
     out: dict = {"budgets": list(BUDGETS), "labmodel": {}, "shape": {}}
-    engine = CompletionEngine(check_converted_folder(lab), device="cpu", compute_type="int8",
-                              intra_threads=intra_threads)
+    engine = CompletionEngine(
+        check_converted_folder(lab), device="cpu", compute_type="int8", intra_threads=intra_threads
+    )
     try:
         cases = budget_cases(engine.tokenizer, n_quality + 1)
         served_prediction(engine, cases[0], 384)  # warm-up
@@ -321,14 +399,20 @@ def budget_sweep(lab: Path, shape: Path | None, n_quality: int, n_shape: int,
                 "edit_similarity": round(statistics.fmean(p[1] for p in preds), 4),
                 "model_ms_p50": _r(percentile([p[2] for p in preds], 50)),
                 "model_ms_p95": _r(percentile([p[2] for p in preds], 95)),
-                "prompt_tokens_mean": _r(statistics.fmean(p[3] for p in preds))}
+                "prompt_tokens_mean": _r(statistics.fmean(p[3] for p in preds)),
+            }
             out["labmodel"].setdefault("per_case", {})[str(budget)] = [
-                round(p[1], 4) for p in preds]
+                round(p[1], 4) for p in preds
+            ]
     finally:
         engine.close()
     if shape is not None and n_shape:
-        engine = CompletionEngine(check_converted_folder(shape), device="cpu",
-                                  compute_type="int8", intra_threads=intra_threads)
+        engine = CompletionEngine(
+            check_converted_folder(shape),
+            device="cpu",
+            compute_type="int8",
+            intra_threads=intra_threads,
+        )
         try:
             cases = budget_cases(engine.tokenizer, n_shape + 1)
             served_prediction(engine, cases[0], 384, fixed_tokens=16)
@@ -339,8 +423,7 @@ def budget_sweep(lab: Path, shape: Path | None, n_quality: int, n_shape: int,
             prompts: dict[int, list[int]] = {b: [] for b in BUDGETS}
             for case in cases:
                 for budget in BUDGETS:
-                    _shown, ms, prompt = served_prediction(engine, case, budget,
-                                                           fixed_tokens=16)
+                    _shown, ms, prompt = served_prediction(engine, case, budget, fixed_tokens=16)
                     times[budget].append(ms)
                     prompts[budget].append(prompt)
             log(f"{SHAPE}: {len(cases)} cases x {len(BUDGETS)} budgets done")
@@ -348,7 +431,8 @@ def budget_sweep(lab: Path, shape: Path | None, n_quality: int, n_shape: int,
                 out["shape"][str(budget)] = {
                     "model_ms_p50": _r(percentile(times[budget], 50)),
                     "model_ms_p95": _r(percentile(times[budget], 95)),
-                    "prompt_tokens_mean": _r(statistics.fmean(prompts[budget]))}
+                    "prompt_tokens_mean": _r(statistics.fmean(prompts[budget])),
+                }
         finally:
             engine.close()
     # paired difference of edit similarity against 384 (per case)
@@ -358,81 +442,104 @@ def budget_sweep(lab: Path, shape: Path | None, n_quality: int, n_shape: int,
 
         for budget in BUDGETS[:-1]:
             out["labmodel"][str(budget)]["edit_similarity_vs_384"] = paired_bootstrap(
-                per[str(budget)], per["384"])
+                per[str(budget)], per["384"]
+            )
     return out
 
 
 # -- report -----------------------------------------------------------------------------------
 
+
 def speed_markdown(r: dict) -> str:
-    lines = [f"# Speculation over LSP ({r['device']})", "",
-             f"Run {r['started']}, {r['runtime_s']} s, load average at start "
-             f"{r['load_average']}; labmodel int8, intraThreads {r['intra_threads']}, server "
-             f"defaults otherwise (debounce on, speculation depth 1, summaries off). Held-out "
-             f"line starts; the client reads each suggestion {READ_S} s, accepts it "
-             "(didChange + `codet5.accepted` + the request VS Code sends at the line end), "
-             "presses Enter with auto-indent, and asks again (**after Enter**); then the same "
-             "request on a fresh document with the same text (**fresh**).", ""]
+    lines = [
+        f"# Speculation over LSP ({r['device']})",
+        "",
+        f"Run {r['started']}, {r['runtime_s']} s, load average at start "
+        f"{r['load_average']}; labmodel int8, intraThreads {r['intra_threads']}, server "
+        f"defaults otherwise (debounce on, speculation depth 1, summaries off). Held-out "
+        f"line starts; the client reads each suggestion {READ_S} s, accepts it "
+        "(didChange + `codet5.accepted` + the request VS Code sends at the line end), "
+        "presses Enter with auto-indent, and asks again (**after Enter**); then the same "
+        "request on a fresh document with the same text (**fresh**).",
+        "",
+    ]
     for name, s in r["models"].items():
         if "error" in s:
             lines += [f"## {name}", "", f"error: {s['error']}", ""]
             continue
-        lines += [f"## {name}", "",
-                  "| | after accept + Enter | fresh document | after accept + Enter, "
-                  "speculation off |", "|---|---|---|---|",
-                  f"| p50 (ms) | {s['after_enter_p50_ms']} | {s['fresh_p50_ms']} | "
-                  f"{s['without_speculation_p50_ms']} |",
-                  f"| p95 (ms) | {s['after_enter_p95_ms']} | {s['fresh_p95_ms']} | "
-                  f"{s['without_speculation_p95_ms']} |", "",
-                  "(The fresh request is sent while the speculation of the line after the "
-                  "served one runs in the background: it preempts it. The speculation-off "
-                  "column replays the same case with `speculation: false`.)", "",
-                  f"- cases: {s['cases']} (skipped: {s['skipped']})",
-                  f"- p50 speed-up after accept + Enter: **{s['p50_speedup']}x**",
-                  f"- served without a model call: {s['served_without_model_call']} of "
-                  f"{s['cases']} (from the speculation: {s['from_speculation']}; of those, "
-                  f"waited for a running speculation: {s['waited_for_speculation']})",
-                  f"- same text as fresh: **{s['same_text']} of {s['cases']} "
-                  f"({s['same_text_share']})**; as the answer without speculation on a "
-                  f"document with the same history: {s['same_as_without_speculation']} of "
-                  f"{s['cases']}",
-                  f"- the shown request p50 {s['shown_p50_ms']} ms; its speculation's engine "
-                  f"time p50 {s['speculation_ms_p50']} ms (finished before Enter unless it "
-                  "waited)",
-                  f"- request at the end of the accepted line: answered empty in "
-                  f"{s['line_end_answers_empty']} of {s['cases']}, p50 {s['line_end_p50_ms']} ms",
-                  f"- server counters at the end: `{json.dumps(s['server_counters'])}`", ""]
+        lines += [
+            f"## {name}",
+            "",
+            "| | after accept + Enter | fresh document | after accept + Enter, speculation off |",
+            "|---|---|---|---|",
+            f"| p50 (ms) | {s['after_enter_p50_ms']} | {s['fresh_p50_ms']} | "
+            f"{s['without_speculation_p50_ms']} |",
+            f"| p95 (ms) | {s['after_enter_p95_ms']} | {s['fresh_p95_ms']} | "
+            f"{s['without_speculation_p95_ms']} |",
+            "",
+            "(The fresh request is sent while the speculation of the line after the "
+            "served one runs in the background: it preempts it. The speculation-off "
+            "column replays the same case with `speculation: false`.)",
+            "",
+            f"- cases: {s['cases']} (skipped: {s['skipped']})",
+            f"- p50 speed-up after accept + Enter: **{s['p50_speedup']}x**",
+            f"- served without a model call: {s['served_without_model_call']} of "
+            f"{s['cases']} (from the speculation: {s['from_speculation']}; of those, "
+            f"waited for a running speculation: {s['waited_for_speculation']})",
+            f"- same text as fresh: **{s['same_text']} of {s['cases']} "
+            f"({s['same_text_share']})**; as the answer without speculation on a "
+            f"document with the same history: {s['same_as_without_speculation']} of "
+            f"{s['cases']}",
+            f"- the shown request p50 {s['shown_p50_ms']} ms; its speculation's engine "
+            f"time p50 {s['speculation_ms_p50']} ms (finished before Enter unless it "
+            "waited)",
+            f"- request at the end of the accepted line: answered empty in "
+            f"{s['line_end_answers_empty']} of {s['cases']}, p50 {s['line_end_p50_ms']} ms",
+            f"- server counters at the end: `{json.dumps(s['server_counters'])}`",
+            "",
+        ]
         if s["differences"]:
             lines += ["Differences (after Enter vs fresh):", ""]
             for d in s["differences"]:
-                lines.append(f"- `{d['case']}` shown {d['shown']!r}, auto-indent "
-                             f"{d['indent']!r}: {d['after']!r} vs fresh {d['fresh']!r} "
-                             f"(without speculation: {d['without_speculation']!r})")
+                lines.append(
+                    f"- `{d['case']}` shown {d['shown']!r}, auto-indent "
+                    f"{d['indent']!r}: {d['after']!r} vs fresh {d['fresh']!r} "
+                    f"(without speculation: {d['without_speculation']!r})"
+                )
             lines.append("")
     return "\n".join(lines)
 
 
 def budget_markdown(r: dict) -> str:
     b = r["budget"]
-    lines = [f"# Context budget on CPU ({r['device']})", "",
-             f"Run {r['started']}, {r['runtime_s']} s, load average at start "
-             f"{r['load_average']}; int8, intraThreads {r['intra_threads']}. Same cases for "
-             "every budget (held-out, >= 384 tokens before the cursor), the server's own path "
-             "(context step, token healing, decoder mode, post-processing).", "",
-             "| budget (tokens) | labmodel exact | labmodel edit sim. | vs 384 (mean, 95% CI) "
-             "| labmodel ms p50 | 220m-shape ms p50 / p95 | 220m prompt tokens |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Context budget on CPU ({r['device']})",
+        "",
+        f"Run {r['started']}, {r['runtime_s']} s, load average at start "
+        f"{r['load_average']}; int8, intraThreads {r['intra_threads']}. Same cases for "
+        "every budget (held-out, >= 384 tokens before the cursor), the server's own path "
+        "(context step, token healing, decoder mode, post-processing).",
+        "",
+        "| budget (tokens) | labmodel exact | labmodel edit sim. | vs 384 (mean, 95% CI) "
+        "| labmodel ms p50 | 220m-shape ms p50 / p95 | 220m prompt tokens |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for budget in BUDGETS:
         q = b["labmodel"][str(budget)]
         s = b["shape"].get(str(budget), {})
         vs = q.get("edit_similarity_vs_384")
-        lines.append(f"| {budget} | {q['exact_match']} | {q['edit_similarity']} | "
-                     f"{'' if vs is None else f'{vs[0]} [{vs[1]}, {vs[2]}]'} | "
-                     f"{q['model_ms_p50']} | {s.get('model_ms_p50')} / {s.get('model_ms_p95')}"
-                     f" | {s.get('prompt_tokens_mean')} |")
-    lines += ["", f"Labmodel cases: {b['labmodel'].get('cases')}; 220m-shape cases: "
-              f"{b['shape'].get('cases')} (random weights, 16 new tokens, no stop rule, no "
-              "healing: the context's cost alone; budgets interleaved per case)."]
+        lines.append(
+            f"| {budget} | {q['exact_match']} | {q['edit_similarity']} | "
+            f"{'' if vs is None else f'{vs[0]} [{vs[1]}, {vs[2]}]'} | "
+            f"{q['model_ms_p50']} | {s.get('model_ms_p50')} / {s.get('model_ms_p95')}"
+            f" | {s.get('prompt_tokens_mean')} |"
+        )
+    lines += [
+        "",
+        f"Labmodel cases: {b['labmodel'].get('cases')}; 220m-shape cases: "
+        f"{b['shape'].get('cases')} (random weights, 16 new tokens, no stop rule, no "
+        "healing: the context's cost alone; budgets interleaved per case).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -440,22 +547,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.speculation", description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--part", choices=["lsp", "budget", "all"], default="all")
-    parser.add_argument("--intra-threads", type=int, default=1,
-                        help="CTranslate2 threads (1: on the busy 2-core machine, as bench.typing)")
+    parser.add_argument(
+        "--intra-threads",
+        type=int,
+        default=1,
+        help="CTranslate2 threads (1: on the busy 2-core machine, as bench.typing)",
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     cache = bench_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     lab = labmodel_folder(cache)
-    common = {"device": cpu_description(), "quick": args.quick,
-              "intra_threads": args.intra_threads,
-              "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "load_average": [round(x, 2) for x in os.getloadavg()]}
+    common = {
+        "device": cpu_description(),
+        "quick": args.quick,
+        "intra_threads": args.intra_threads,
+        "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
     if args.part in ("lsp", "all"):
         began = time.perf_counter()
         report = dict(common, models={})
-        cases = load_cases(kind="line_start")[:sizes["lsp_cases"] + 1]
+        cases = load_cases(kind="line_start")[: sizes["lsp_cases"] + 1]
         log(f"lsp: labmodel, {len(cases) - 1} cases")
         report["models"]["labmodel"] = lsp_speed(lab, cases, args.intra_threads)
         report["runtime_s"] = round(time.perf_counter() - began, 1)
@@ -466,8 +580,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.part in ("budget", "all"):
         began = time.perf_counter()
         shape = shape_folder(cache) if sizes["shape_cases"] else None
-        report = dict(common, budget=budget_sweep(lab, shape, sizes["quality_cases"],
-                                                  sizes["shape_cases"], args.intra_threads))
+        report = dict(
+            common,
+            budget=budget_sweep(
+                lab, shape, sizes["quality_cases"], sizes["shape_cases"], args.intra_threads
+            ),
+        )
         report["runtime_s"] = round(time.perf_counter() - began, 1)
         text = budget_markdown(report)
         print(text)

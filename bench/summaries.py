@@ -51,12 +51,26 @@ MANIFEST = SUMMARY_DIR / "MANIFEST.json"
 
 # Repository files frozen into SUMMARY_DIR: the ones with the most documented functions.
 FROZEN_SOURCES = (
-    "server/context.py", "server/documents.py", "server/positions.py", "server/postprocess.py",
-    "server/languages.py", "server/lsp.py", "server/pipeline.py", "server/stats.py",
-    "server/debounce.py", "server/typethrough.py", "server/model_manager.py",
-    "inference/checkpoints.py", "inference/models.py", "inference/engine.py",
-    "inference/prompts.py", "inference/t5_prefix_fix.py",
-    "tests/test_faults.py", "bench/latency.py", "bench/quality.py", "bench/documents.py",
+    "server/context.py",
+    "server/documents.py",
+    "server/positions.py",
+    "server/postprocess.py",
+    "server/languages.py",
+    "server/lsp.py",
+    "server/pipeline.py",
+    "server/stats.py",
+    "server/debounce.py",
+    "server/typethrough.py",
+    "server/model_manager.py",
+    "inference/checkpoints.py",
+    "inference/models.py",
+    "inference/engine.py",
+    "inference/prompts.py",
+    "inference/t5_prefix_fix.py",
+    "tests/test_faults.py",
+    "bench/latency.py",
+    "bench/quality.py",
+    "bench/documents.py",
 )
 
 QUANTIZATIONS = ("float32", "int8_float32")
@@ -71,8 +85,10 @@ BLEU_SMOOTHING = {"smooth_method": "add-k", "smooth_value": 1}
 # worker thread after the result is returned: if that drop frees the engine, the Translator's
 # thread pool joins itself and the process aborts ("Resource deadlock avoided").
 _RETIRED_ENGINES: list = []
-WARMUP_SOURCE = "def add_all(values):\n    total = 0\n    for v in values:\n" \
-                "        total += v\n    return total\n"
+WARMUP_SOURCE = (
+    "def add_all(values):\n    total = 0\n    for v in values:\n"
+    "        total += v\n    return total\n"
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +108,7 @@ class SummaryCase:
 
 # -- the held-out set -------------------------------------------------------------------------
 
+
 def frozen_name(repo_path: str) -> str:
     return repo_path.replace("/", "__") + ".txt"
 
@@ -105,8 +122,13 @@ def freeze_sources(paths: tuple[str, ...] = FROZEN_SOURCES) -> None:
     for repo_path in paths:
         text = (REPO / repo_path).read_text()
         (SUMMARY_DIR / frozen_name(repo_path)).write_text(text)
-        entries.append({"file": frozen_name(repo_path), "origin": repo_path,
-                        "sha256": hashlib.sha256(text.encode()).hexdigest()})
+        entries.append(
+            {
+                "file": frozen_name(repo_path),
+                "origin": repo_path,
+                "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            }
+        )
     MANIFEST.write_text(json.dumps({"files": entries}, indent=2) + "\n")
 
 
@@ -134,9 +156,9 @@ def cases_in_text(file_name: str, text: str) -> list[SummaryCase]:
     """The documented functions of one file whose reference sentence is not in the input."""
     from lsprotocol import types
 
-    from codet5_lsp.server.context import definition_at
     from codet5_lsp.server.documents import DocumentStore
     from codet5_lsp.server.summaries import first_sentence
+    from codet5_lsp.server.syntax import definition_at
 
     doc = DocumentStore().open(f"file:///bench/{file_name}", text, "python", 1)
     cases = []
@@ -147,11 +169,19 @@ def cases_in_text(file_name: str, text: str) -> list[SummaryCase]:
         reference = first_sentence(definition.docstring)
         if not reference or reference in definition.source_without_docstring:
             continue  # nothing to predict, or the answer is in the input
-        cases.append(SummaryCase(
-            id=f"{file_name}:{definition.signature_line + 1}:{definition.name}", file=file_name,
-            name=definition.name, line=line, character=column, reference=reference,
-            docstring=definition.docstring, model_input=definition.source_without_docstring,
-            body_hash=definition.body_hash))
+        cases.append(
+            SummaryCase(
+                id=f"{file_name}:{definition.signature_line + 1}:{definition.name}",
+                file=file_name,
+                name=definition.name,
+                line=line,
+                character=column,
+                reference=reference,
+                docstring=definition.docstring,
+                model_input=definition.source_without_docstring,
+                body_hash=definition.body_hash,
+            )
+        )
     return cases
 
 
@@ -170,12 +200,15 @@ def load_cases(limit: int | None = None) -> list[SummaryCase]:
 
 # -- quality ----------------------------------------------------------------------------------
 
+
 def quality(predictions: list[str], references: list[str]) -> dict:
     """BLEU-4 (smoothed sentence BLEU averaged, and corpus BLEU) and exact match, 0-100."""
     import sacrebleu
 
-    sentence = [sacrebleu.sentence_bleu(p, [r], **BLEU_SMOOTHING).score
-                for p, r in zip(predictions, references)]
+    sentence = [
+        sacrebleu.sentence_bleu(p, [r], **BLEU_SMOOTHING).score
+        for p, r in zip(predictions, references)
+    ]
     corpus = sacrebleu.corpus_bleu(predictions, [references]).score
     exact = [p == r for p, r in zip(predictions, references)]
     loose = [_loose(p) == _loose(r) for p, r in zip(predictions, references)]
@@ -199,31 +232,40 @@ def _timing(samples_ms: list[float]) -> dict:
     def r(x: float | None) -> float | None:
         return None if x is None else round(x, 3)
 
-    return {"n": len(samples_ms), "p50_ms": r(percentile(samples_ms, 50)),
-            "p95_ms": r(percentile(samples_ms, 95)),
-            "max_ms": r(max(samples_ms) if samples_ms else None)}
+    return {
+        "n": len(samples_ms),
+        "p50_ms": r(percentile(samples_ms, 50)),
+        "p95_ms": r(percentile(samples_ms, 95)),
+        "max_ms": r(max(samples_ms) if samples_ms else None),
+    }
 
 
 # -- in-process -------------------------------------------------------------------------------
 
+
 def _warmup_definition():
-    from codet5_lsp.server.context import definition_at
     from codet5_lsp.server.documents import DocumentStore
+    from codet5_lsp.server.syntax import definition_at
 
     doc = DocumentStore().open("file:///bench/warmup.py", WARMUP_SOURCE, "python", 1)
     return definition_at(doc, (0, 5))
 
 
-async def _in_process(model_folder: Path, device: str, compute_type: str,
-                      cases: list[SummaryCase]) -> dict:
-    from codet5_lsp.server.context import definition_at
+async def _in_process(
+    model_folder: Path, device: str, compute_type: str, cases: list[SummaryCase]
+) -> dict:
     from codet5_lsp.server.documents import DocumentStore
     from codet5_lsp.server.model_manager import ModelManager
     from codet5_lsp.server.settings import Settings
     from codet5_lsp.server.summaries import SummaryService
+    from codet5_lsp.server.syntax import definition_at
 
-    settings = Settings(model=str(model_folder), summary_model=str(model_folder), device=device,
-                        compute_type=compute_type)
+    settings = Settings(
+        model=str(model_folder),
+        summary_model=str(model_folder),
+        device=device,
+        compute_type=compute_type,
+    )
     models = ModelManager(settings)
     try:
         if not models.wait_ready(300):
@@ -235,8 +277,9 @@ async def _in_process(model_folder: Path, device: str, compute_type: str,
         texts, cold, warm = [], [], []
         for case in cases:
             if case.file not in docs:
-                docs[case.file] = store.open(f"file:///bench/{case.file}",
-                                             (SUMMARY_DIR / case.file).read_text(), "python", 1)
+                docs[case.file] = store.open(
+                    f"file:///bench/{case.file}", (SUMMARY_DIR / case.file).read_text(), "python", 1
+                )
             doc = docs[case.file]
             # timed like a hover: find the definition, then summarize it
             start = time.perf_counter()
@@ -252,9 +295,13 @@ async def _in_process(model_folder: Path, device: str, compute_type: str,
             warm.append((time.perf_counter() - start) * 1000)
             if first.from_cache or second is None or not second.from_cache:
                 raise AssertionError(f"{case.id}: cold hover was cached or warm hover was not")
-        return {"texts": texts, "cold": _timing(cold), "warm": _timing(warm),
-                "model_calls": service.model_calls - 1,
-                "engine": models.summary_engine().description}
+        return {
+            "texts": texts,
+            "cold": _timing(cold),
+            "warm": _timing(warm),
+            "model_calls": service.model_calls - 1,
+            "engine": models.summary_engine().description,
+        }
     finally:
         _RETIRED_ENGINES.append(models.summary_engine())
         models.close()
@@ -262,8 +309,10 @@ async def _in_process(model_folder: Path, device: str, compute_type: str,
 
 # -- over LSP ---------------------------------------------------------------------------------
 
-async def _lsp(model_folder: Path, device: str, compute_type: str,
-               cases: list[SummaryCase]) -> dict:
+
+async def _lsp(
+    model_folder: Path, device: str, compute_type: str, cases: list[SummaryCase]
+) -> dict:
     """Hover round trips against `codet5-lsp serve` over stdio, each function hovered twice."""
     from lsprotocol import types
     from pytest_lsp import ClientServerConfig, client_capabilities
@@ -271,10 +320,22 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
     state_dir = Path(tempfile.mkdtemp(prefix="codet5-bench-hover-"))
     env = dict(os.environ, XDG_CACHE_HOME=str(state_dir), XDG_STATE_HOME=str(state_dir))
     config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "codet5_lsp.server.cli", "serve", "--model",
-                        str(model_folder), "--summary-model", str(model_folder), "--device",
-                        device, "--compute-type", compute_type],
-        server_env=env)
+        server_command=[
+            sys.executable,
+            "-m",
+            "codet5_lsp.server.cli",
+            "serve",
+            "--model",
+            str(model_folder),
+            "--summary-model",
+            str(model_folder),
+            "--device",
+            device,
+            "--compute-type",
+            compute_type,
+        ],
+        server_env=env,
+    )
     client = await config.start()
     statuses: list[str] = []
 
@@ -284,15 +345,24 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
         statuses.append(str(get("state")))
 
     def hover(uri: str, case: SummaryCase):
-        return client.text_document_hover_async(types.HoverParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=case.line, character=case.character)))
+        return client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=case.line, character=case.character),
+            )
+        )
 
     try:
-        await client.initialize_session(types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            initialization_options={"requestTimeoutMs": 600_000, "summariesEnabled": True,
-                                    "summaryMaxTokens": 48}))
+        await client.initialize_session(
+            types.InitializeParams(
+                capabilities=client_capabilities("visual-studio-code"),
+                initialization_options={
+                    "requestTimeoutMs": 600_000,
+                    "summariesEnabled": True,
+                    "summaryMaxTokens": 48,
+                },
+            )
+        )
         end = time.monotonic() + 300
         while not (statuses and statuses[-1] in ("ready", "error")):
             if time.monotonic() > end:
@@ -303,10 +373,16 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
         uris: dict[str, str] = {}
         for file in sorted({c.file for c in cases}):
             uris[file] = f"file:///bench/{file.removesuffix('.txt')}"
-            client.text_document_did_open(types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uris[file], language_id="python", version=1,
-                    text=(SUMMARY_DIR / file).read_text())))
+            client.text_document_did_open(
+                types.DidOpenTextDocumentParams(
+                    text_document=types.TextDocumentItem(
+                        uri=uris[file],
+                        language_id="python",
+                        version=1,
+                        text=(SUMMARY_DIR / file).read_text(),
+                    )
+                )
+            )
         await hover(uris[cases[0].file], cases[0])  # warm-up: parse, first model call
         texts, cold, warm, warm_later = [], [], [], []
         for case in cases[1:]:
@@ -343,15 +419,23 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
         floor = []
         for case in cases[1:]:
             start = time.perf_counter()
-            reply = await client.text_document_hover_async(types.HoverParams(
-                text_document=types.TextDocumentIdentifier(uri=uris[case.file]),
-                position=types.Position(line=0, character=0)))
+            reply = await client.text_document_hover_async(
+                types.HoverParams(
+                    text_document=types.TextDocumentIdentifier(uri=uris[case.file]),
+                    position=types.Position(line=0, character=0),
+                )
+            )
             floor.append((time.perf_counter() - start) * 1000)
             if reply is not None:
                 raise AssertionError(f"{case.file}: a hover on line 1 found a function")
-        return {"texts": texts, "cold": _timing(cold), "warm": _timing(warm),
-                "warm_after_pause": _timing(warm_later), "warm_steady": _timing(steady),
-                "no_function": _timing(floor)}
+        return {
+            "texts": texts,
+            "cold": _timing(cold),
+            "warm": _timing(warm),
+            "warm_after_pause": _timing(warm_later),
+            "warm_steady": _timing(steady),
+            "no_function": _timing(floor),
+        }
     finally:
         try:
             await asyncio.wait_for(client.shutdown_session(), 30)
@@ -362,12 +446,20 @@ async def _lsp(model_folder: Path, device: str, compute_type: str,
 
 # -- one run ----------------------------------------------------------------------------------
 
+
 def device_description(device: str) -> str:
     if device == "cuda":
         try:
-            name = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                  capture_output=True, text=True, timeout=30
-                                  ).stdout.strip().splitlines()[0]
+            name = (
+                subprocess.run(
+                    ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                .stdout.strip()
+                .splitlines()[0]
+            )
         except (OSError, IndexError, subprocess.SubprocessError):
             name = "unknown GPU"
         return f"GPU {name}"
@@ -378,22 +470,29 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int | None,
-        lsp: bool) -> dict:
+def run(
+    devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int | None, lsp: bool
+) -> dict:
     """Every (device, quantization): quality and in-process latency, then LSP latency."""
-    from codet5_lsp.inference.engine import cuda_device_count, supported_compute_types
+    from codet5_lsp.inference.devices import cuda_device_count, supported_compute_types
     from codet5_lsp.inference.models import resolve_model
 
     cases = load_cases(limit)
     references = [c.reference for c in cases]
     report: dict = {
-        "cases": len(cases), "files": len(frozen_files()),
-        "bleu": "sacrebleu " + __import__("sacrebleu").__version__
-                + ", 13a tokenizer, sentence BLEU with add-1 smoothing of 2-4-gram precisions",
+        "cases": len(cases),
+        "files": len(frozen_files()),
+        "bleu": "sacrebleu "
+        + __import__("sacrebleu").__version__
+        + ", 13a tokenizer, sentence BLEU with add-1 smoothing of 2-4-gram precisions",
         "target_warm_lsp_p95_ms": TARGET_WARM_P95_MS,
-        "baseline_constant": {"text": BASELINE_SENTENCE,
-                              **quality([BASELINE_SENTENCE] * len(cases), references)},
-        "load_average_before": os.getloadavg()[0], "runs": {}, "skipped": [],
+        "baseline_constant": {
+            "text": BASELINE_SENTENCE,
+            **quality([BASELINE_SENTENCE] * len(cases), references),
+        },
+        "load_average_before": os.getloadavg()[0],
+        "runs": {},
+        "skipped": [],
     }
     for device in devices:
         if device == "cuda" and cuda_device_count() == 0:
@@ -403,35 +502,44 @@ def run(devices: list[str], cache_dir: Path, limit: int | None, lsp_limit: int |
             if quantization not in supported_compute_types(device):
                 report["skipped"].append(f"{device} {quantization}: not supported")
                 continue
-            files = resolve_model(str(LABMODEL), quantization=quantization, cache_dir=cache_dir,
-                                  log=log)
+            files = resolve_model(
+                str(LABMODEL), quantization=quantization, cache_dir=cache_dir, log=log
+            )
             name = f"{device}/{quantization}"
             log(f"{name}: in-process, {len(cases)} functions")
             started = time.perf_counter()
             local = asyncio.run(_in_process(files.folder, device, quantization, cases))
             entry: dict = {
-                "device": device_description(device), "engine": local["engine"],
+                "device": device_description(device),
+                "engine": local["engine"],
                 "quality": quality(local["texts"], references),
-                "in_process": {"cold": local["cold"], "warm": local["warm"],
-                               "model_calls": local["model_calls"],
-                               "wall_s": round(time.perf_counter() - started, 1)},
+                "in_process": {
+                    "cold": local["cold"],
+                    "warm": local["warm"],
+                    "model_calls": local["model_calls"],
+                    "wall_s": round(time.perf_counter() - started, 1),
+                },
                 "summaries": local["texts"],
             }
             if lsp:
-                chosen = cases[:lsp_limit + 1] if lsp_limit is not None else cases
+                chosen = cases[: lsp_limit + 1] if lsp_limit is not None else cases
                 log(f"{name}: over LSP, {len(chosen)} functions")
                 started = time.perf_counter()
                 remote = asyncio.run(_lsp(files.folder, device, quantization, chosen))
                 same = sum(a == b for a, b in zip(remote["texts"], local["texts"][1:]))
-                entry["lsp"] = {"cold": remote["cold"], "warm": remote["warm"],
-                                "warm_after_pause": remote["warm_after_pause"],
-                                "warm_steady": remote["warm_steady"],
-                                "no_function": remote["no_function"],
-                                "same_text_as_in_process": f"{same}/{len(remote['texts'])}",
-                                "wall_s": round(time.perf_counter() - started, 1)}
+                entry["lsp"] = {
+                    "cold": remote["cold"],
+                    "warm": remote["warm"],
+                    "warm_after_pause": remote["warm_after_pause"],
+                    "warm_steady": remote["warm_steady"],
+                    "no_function": remote["no_function"],
+                    "same_text_as_in_process": f"{same}/{len(remote['texts'])}",
+                    "wall_s": round(time.perf_counter() - started, 1),
+                }
                 warm_p95 = remote["warm"]["p95_ms"]
-                entry["target_warm_lsp_p95_met"] = warm_p95 is not None and \
-                    warm_p95 <= TARGET_WARM_P95_MS
+                entry["target_warm_lsp_p95_met"] = (
+                    warm_p95 is not None and warm_p95 <= TARGET_WARM_P95_MS
+                )
             report["runs"][name] = entry
             log(f"{name}: {json.dumps({k: v for k, v in entry.items() if k != 'summaries'})}")
     report["load_average_after"] = os.getloadavg()[0]
@@ -444,12 +552,18 @@ def _examples(cases: list[SummaryCase], runs: dict, count: int = 8) -> list[dict
     step = max(len(cases) // count, 1)
     out = []
     for index in range(0, len(cases), step)[:count]:
-        out.append({"id": cases[index].id, "reference": cases[index].reference,
-                    **{name: run["summaries"][index] for name, run in runs.items()}})
+        out.append(
+            {
+                "id": cases[index].id,
+                "reference": cases[index].reference,
+                **{name: run["summaries"][index] for name, run in runs.items()},
+            }
+        )
     return out
 
 
 # -- report -----------------------------------------------------------------------------------
+
 
 def _ms(block: dict | None, key: str) -> str:
     if not block or block.get(key) is None:
@@ -476,12 +590,13 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     rows = [(name, run["quality"]) for name, run in r["runs"].items()]
-    rows.append((f"baseline: always \"{r['baseline_constant']['text']}\"",
-                 r["baseline_constant"]))
+    rows.append((f'baseline: always "{r["baseline_constant"]["text"]}"', r["baseline_constant"]))
     for name, q in rows:
-        lines.append(f"| {name} | {q['sentence_bleu4']:.2f} | {q['corpus_bleu4']:.2f} | "
-                     f"{q['exact_match_pct']:.1f}% | {q['exact_match_loose_pct']:.1f}% | "
-                     f"{q['empty']} |")
+        lines.append(
+            f"| {name} | {q['sentence_bleu4']:.2f} | {q['corpus_bleu4']:.2f} | "
+            f"{q['exact_match_pct']:.1f}% | {q['exact_match_loose_pct']:.1f}% | "
+            f"{q['empty']} |"
+        )
     lines += [
         "",
         "## Hover latency (ms)",
@@ -489,7 +604,8 @@ def markdown(r: dict) -> str:
         "Cold: the model runs (definition lookup + summary). Warm: the same hover again "
         "right after the answer, from the summary cache. Warm, later: a third hover "
         f"{PAUSE_S * 1000:.0f} ms after that. Warm, steady: every function hovered once "
-        "more after all of that, no generation in between. LSP: `textDocument/hover` round trip from a "
+        "more after all of that, no generation in between. LSP: `textDocument/hover` round trip "
+        "from a "
         "pytest-lsp client to `codet5-lsp serve` over stdio (one hover in flight). No "
         "function: a hover on line 1 (no function there, answered None at once), the floor "
         "set by transport and scheduling. "
@@ -514,9 +630,9 @@ def markdown(r: dict) -> str:
             f"{_ms(remote.get('warm_steady'), 'p95_ms')} | "
             f"{_ms(remote.get('no_function'), 'p50_ms')} / "
             f"{_ms(remote.get('no_function'), 'p95_ms')} | "
-            f"{remote.get('same_text_as_in_process', '-')} |")
-    lines += ["", f"Target: warm hover (the second one) over LSP p95 <= "
-                  f"{TARGET_WARM_P95_MS:g} ms."]
+            f"{remote.get('same_text_as_in_process', '-')} |"
+        )
+    lines += ["", f"Target: warm hover (the second one) over LSP p95 <= {TARGET_WARM_P95_MS:g} ms."]
     for name, run in r["runs"].items():
         if "target_warm_lsp_p95_met" in run:
             verdict = "met" if run["target_warm_lsp_p95_met"] else "**not met**"
@@ -525,8 +641,13 @@ def markdown(r: dict) -> str:
         lines += ["", "Skipped: " + "; ".join(r["skipped"])]
     if r.get("examples"):
         names = list(r["runs"])
-        lines += ["", "## Examples", "", "| function | reference | " + " | ".join(names) + " |",
-                  "|---" * (2 + len(names)) + "|"]
+        lines += [
+            "",
+            "## Examples",
+            "",
+            "| function | reference | " + " | ".join(names) + " |",
+            "|---" * (2 + len(names)) + "|",
+        ]
         for ex in r["examples"]:
             cells = [ex["id"], ex["reference"], *(ex[n] for n in names)]
             lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
@@ -535,13 +656,21 @@ def markdown(r: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--freeze", action="store_true",
-                        help="re-copy the repository files into bench/data/summaries")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
-                        help="cuda: measure on the GPU as well as on the CPU")
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="re-copy the repository files into bench/data/summaries",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="cuda: measure on the GPU as well as on the CPU",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N functions only")
-    parser.add_argument("--lsp-limit", type=int, default=None,
-                        help="functions hovered over LSP (default: all)")
+    parser.add_argument(
+        "--lsp-limit", type=int, default=None, help="functions hovered over LSP (default: all)"
+    )
     parser.add_argument("--no-lsp", action="store_true")
     parser.add_argument("--list", action="store_true", help="print the set and exit")
     parser.add_argument("--cache-dir", type=Path, default=None)
@@ -557,8 +686,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     devices = ["cpu", "cuda"] if args.device == "cuda" else ["cpu"]
     started = time.perf_counter()
-    report = run(devices, args.cache_dir or bench_cache_dir(), args.limit, args.lsp_limit,
-                 not args.no_lsp)
+    report = run(
+        devices, args.cache_dir or bench_cache_dir(), args.limit, args.lsp_limit, not args.no_lsp
+    )
     report["wall_s"] = round(time.perf_counter() - started, 1)
     text = markdown(report)
     if args.no_write:

@@ -67,8 +67,15 @@ def _rss_mb(pid: int | str = "self") -> float:
 
 
 class TeamServerProcess:
-    def __init__(self, model: Path, device: str, compute_type: str, max_batch_size: int,
-                 workdir: Path, cpus: int):
+    def __init__(
+        self,
+        model: Path,
+        device: str,
+        compute_type: str,
+        max_batch_size: int,
+        workdir: Path,
+        cpus: int,
+    ):
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         tokens = workdir / "tokens.txt"
@@ -76,13 +83,35 @@ class TeamServerProcess:
         self.log_path = workdir / f"team-batch{max_batch_size}.log"
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "codet5_lsp.server.cli", "team-server", "--model",
-                 str(model), "--device", device, "--compute-type", compute_type,
-                 "--port", str(self.port), "--tokens-file", str(tokens),
-                 "--max-batch-size", str(max_batch_size), "--num-cpus", str(cpus),
-                 "--replica-cpus", str(cpus), "--object-store-mb", "100"],
-                stdout=log, stderr=log, start_new_session=True,
-                env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"))
+                [
+                    sys.executable,
+                    "-m",
+                    "codet5_lsp.server.cli",
+                    "team-server",
+                    "--model",
+                    str(model),
+                    "--device",
+                    device,
+                    "--compute-type",
+                    compute_type,
+                    "--port",
+                    str(self.port),
+                    "--tokens-file",
+                    str(tokens),
+                    "--max-batch-size",
+                    str(max_batch_size),
+                    "--num-cpus",
+                    str(cpus),
+                    "--replica-cpus",
+                    str(cpus),
+                    "--object-store-mb",
+                    "100",
+                ],
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+                env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
+            )
         self._wait_healthy()
 
     def _wait_healthy(self, timeout: float = 180) -> None:
@@ -116,11 +145,22 @@ def build_requests(tokenizer, meta, mode: str, count: int):
     cases = [c for c in load_cases() if len(c.prefix) > 1500]
     requests = []
     for case in itertools.islice(itertools.cycle(cases), count):
-        requests.append(build_completion_request(
-            mode, case.prefix, case.suffix, tokenizer, max_prefix_tokens=CONTEXT_TOKENS,
-            max_suffix_tokens=SUFFIX_TOKENS, max_new_tokens=MAX_NEW_TOKENS,
-            bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
-            next_sentinel=meta.next_sentinel_token, stop_rule=line_stop_rule))
+        requests.append(
+            build_completion_request(
+                mode,
+                case.prefix,
+                case.suffix,
+                tokenizer,
+                max_prefix_tokens=CONTEXT_TOKENS,
+                max_suffix_tokens=SUFFIX_TOKENS,
+                max_new_tokens=MAX_NEW_TOKENS,
+                bos=meta.bos_token,
+                eos=meta.eos_token,
+                sentinel=meta.sentinel_token,
+                next_sentinel=meta.next_sentinel_token,
+                stop_rule=line_stop_rule,
+            )
+        )
     return requests
 
 
@@ -158,11 +198,16 @@ def run_cell(engine, requests, editors: int, seconds: float) -> dict:
     for t in threads:
         t.join()
     wall = time.perf_counter() - started
-    return {"editors": editors, "requests": len(latencies), "failures": failures,
-            "wall_s": round(wall, 2), "rps": round(len(latencies) / wall, 2),
-            "p50_ms": _round(percentile(latencies, 50)),
-            "p95_ms": _round(percentile(latencies, 95)),
-            "mean_engine_batch": round(sum(batch_sizes) / max(1, len(batch_sizes)), 2)}
+    return {
+        "editors": editors,
+        "requests": len(latencies),
+        "failures": failures,
+        "wall_s": round(wall, 2),
+        "rps": round(len(latencies) / wall, 2),
+        "p50_ms": _round(percentile(latencies, 50)),
+        "p95_ms": _round(percentile(latencies, 95)),
+        "mean_engine_batch": round(sum(batch_sizes) / max(1, len(batch_sizes)), 2),
+    }
 
 
 def _round(value):
@@ -174,36 +219,47 @@ def run(device: str, quick: bool, modes: tuple[str, ...], editors: tuple[int, ..
     from codet5_lsp.inference.models import resolve_model, storage_quantization
 
     compute = default_compute_type(device)
-    files = resolve_model(str(LABMODEL), quantization=storage_quantization(compute),
-                          cache_dir=bench_cache_dir())
+    files = resolve_model(
+        str(LABMODEL), quantization=storage_quantization(compute), cache_dir=bench_cache_dir()
+    )
     seconds = 8.0 if quick else 30.0
     cpus = os.cpu_count() or 1
     cpus_for_engine = cpus if device == "cpu" else 1
-    results: dict = {"device": device, "compute_type": compute, "model": "labmodel",
-                     "machine": cpu_description(), "cpus": cpus, "seconds_per_cell": seconds,
-                     "modes": list(modes), "editors": list(editors), "cells": []}
+    results: dict = {
+        "device": device,
+        "compute_type": compute,
+        "model": "labmodel",
+        "machine": cpu_description(),
+        "cpus": cpus,
+        "seconds_per_cell": seconds,
+        "modes": list(modes),
+        "editors": list(editors),
+        "cells": [],
+    }
     workdir = Path(tempfile.mkdtemp(prefix="codet5-bench-team-"))
     rss_before = _rss_mb()
-    local = CompletionEngine(files, device=device, compute_type=compute,
-                             intra_threads=cpus_for_engine)
+    local = CompletionEngine(
+        files, device=device, compute_type=compute, intra_threads=cpus_for_engine
+    )
     results["in_process_rss_mb"] = round(_rss_mb() - rss_before, 1)
     per_cell = 150 if quick else 600
-    per_mode = {m: build_requests(local.tokenizer, local.meta, m, per_cell * (len(editors) + 1))
-                for m in modes}
+    per_mode = {
+        m: build_requests(local.tokenizer, local.meta, m, per_cell * (len(editors) + 1))
+        for m in modes
+    }
     # All three up at once, and each cell run on the three in turn with the same requests:
     # a shared machine's load drifts, and this keeps the comparison within minutes.
     engines: list[tuple[str, object, TeamServerProcess | None]] = [("in-process", local, None)]
     try:
         for name, batch in (("serve-batched", 16), ("serve-unbatched", 1)):
-            engine, server = _served(files.folder, device, compute, batch, workdir,
-                                     cpus_for_engine)
+            engine, server = _served(files.folder, device, compute, batch, workdir, cpus_for_engine)
             engines.append((name, engine, server))
         for mode in modes:
             for _, engine, _ in engines:
                 for r in per_mode[mode][-4:]:  # first calls allocate
                     engine.submit(r).result(timeout=300)
             for k, count in enumerate(editors):
-                requests = per_mode[mode][k * per_cell:(k + 1) * per_cell]
+                requests = per_mode[mode][k * per_cell : (k + 1) * per_cell]
                 for name, engine, server in engines:
                     cell = run_cell(engine, requests, count, seconds)
                     cell.update(engine=name, mode=mode)
@@ -240,29 +296,46 @@ def _replica_rss(engine) -> float | None:
 
 
 def markdown(r: dict, command: str, elapsed: float) -> str:
-    lines = [f"# Team server throughput on {r['device']} ({r['machine']}, {r['cpus']} CPUs)", "",
-             (f"`{command}`, run time {elapsed:.0f} s. labmodel, {r['compute_type']}; each "
-              f"editor sends line completions back to back for {r['seconds_per_cell']:g} s, "
-              f"every request a fresh held-out context ({CONTEXT_TOKENS} tokens before the "
-              "cursor, line stop rule, up to 48 new tokens). Serve: one replica, HTTP on "
-              "loopback through the editor-side client (RemoteEngine). Latency: submit to "
-              "result."), "",
-             ("| mode | engine | editors | requests | req/s | p50 ms | p95 ms "
-              "| mean engine batch | replica RSS MB |"), "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# Team server throughput on {r['device']} ({r['machine']}, {r['cpus']} CPUs)",
+        "",
+        (
+            f"`{command}`, run time {elapsed:.0f} s. labmodel, {r['compute_type']}; each "
+            f"editor sends line completions back to back for {r['seconds_per_cell']:g} s, "
+            f"every request a fresh held-out context ({CONTEXT_TOKENS} tokens before the "
+            "cursor, line stop rule, up to 48 new tokens). Serve: one replica, HTTP on "
+            "loopback through the editor-side client (RemoteEngine). Latency: submit to "
+            "result."
+        ),
+        "",
+        (
+            "| mode | engine | editors | requests | req/s | p50 ms | p95 ms "
+            "| mean engine batch | replica RSS MB |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for c in r["cells"]:
-        lines.append(f"| {c['mode']} | {c['engine']} | {c['editors']} | {c['requests']} | "
-                     f"{c['rps']} | {c['p50_ms']} | {c['p95_ms']} | {c['mean_engine_batch']} | "
-                     f"{c.get('replica_rss_mb')} |")
-    lines += ["", "| mode | editors | batched / unbatched req/s | batched / in-process req/s |",
-              "|---|---|---|---|"]
+        lines.append(
+            f"| {c['mode']} | {c['engine']} | {c['editors']} | {c['requests']} | "
+            f"{c['rps']} | {c['p50_ms']} | {c['p95_ms']} | {c['mean_engine_batch']} | "
+            f"{c.get('replica_rss_mb')} |"
+        )
+    lines += [
+        "",
+        "| mode | editors | batched / unbatched req/s | batched / in-process req/s |",
+        "|---|---|---|---|",
+    ]
     for mode in r["modes"]:
         for n in r["editors"]:
             cells = {c["engine"]: c for c in r["cells"] if c["mode"] == mode and c["editors"] == n}
             if {"serve-batched", "serve-unbatched", "in-process"} <= set(cells):
-                b, u, i = (cells[k]["rps"] for k in ("serve-batched", "serve-unbatched",
-                                                    "in-process"))
-                lines.append(f"| {mode} | {n} | {b / u if u else float('nan'):.2f}x | "
-                             f"{b / i if i else float('nan'):.2f}x |")
+                b, u, i = (
+                    cells[k]["rps"] for k in ("serve-batched", "serve-unbatched", "in-process")
+                )
+                lines.append(
+                    f"| {mode} | {n} | {b / u if u else float('nan'):.2f}x | "
+                    f"{b / i if i else float('nan'):.2f}x |"
+                )
     return "\n".join(lines) + "\n"
 
 

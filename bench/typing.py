@@ -59,6 +59,7 @@ SEED = 7
 
 # ---- keystroke script ------------------------------------------------------------------------
 
+
 def keystrokes(lines: list[str], seed: int = SEED) -> list[tuple[str, float]]:
     """(text inserted, delay before it in seconds) for typing `lines` after the cursor.
 
@@ -69,7 +70,7 @@ def keystrokes(lines: list[str], seed: int = SEED) -> list[tuple[str, float]]:
     for i, line in enumerate(lines):
         body = line.lstrip(" ")
         if i == 0 and len(body) < len(line):  # the cursor starts on an empty line
-            out.append((line[:len(line) - len(body)], 0.3))
+            out.append((line[: len(line) - len(body)], 0.3))
         for ch in body:
             delay = min(0.6, max(0.03, rng.lognormvariate(-2.2, 0.45)))  # median ~110 ms
             if ch in " (.,":
@@ -78,12 +79,17 @@ def keystrokes(lines: list[str], seed: int = SEED) -> list[tuple[str, float]]:
         if i + 1 < len(lines):
             nxt = lines[i + 1]
             pause = rng.uniform(0.4, 1.2) if rng.random() < 0.3 else 0.0
-            out.append(("\n" + nxt[:len(nxt) - len(nxt.lstrip(" "))],
-                        min(0.6, max(0.05, rng.lognormvariate(-2.0, 0.4))) + pause))
+            out.append(
+                (
+                    "\n" + nxt[: len(nxt) - len(nxt.lstrip(" "))],
+                    min(0.6, max(0.05, rng.lognormvariate(-2.0, 0.4))) + pause,
+                )
+            )
     return out
 
 
 # ---- a small stdio LSP client ----------------------------------------------------------------
+
 
 class Client:
     """Frames JSON-RPC over the server's pipes; a thread records responses and their times."""
@@ -92,9 +98,20 @@ class Client:
         env = dict(os.environ, XDG_CACHE_HOME=str(state_dir), XDG_STATE_HOME=str(state_dir))
         self.log = open(state_dir / "server.log", "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codet5_lsp.server.cli", "serve", "--stats-file",
-             str(state_dir / "stats.jsonl"), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env)
+            [
+                sys.executable,
+                "-m",
+                "codet5_lsp.server.cli",
+                "serve",
+                "--stats-file",
+                str(state_dir / "stats.jsonl"),
+                *args,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env=env,
+        )
         self.responses: dict[int, tuple[float, dict]] = {}
         self.statuses: list[dict] = []
         self._cond = threading.Condition()
@@ -164,35 +181,67 @@ class Client:
 
 # ---- one run ---------------------------------------------------------------------------------
 
-def run_session(model_folder: Path, device: str, compute_type: str, prefix_text: str,
-                script: list[tuple[str, float]], *, debounce: bool, cancel: bool,
-                max_new_tokens: int, intra_threads: int) -> dict:
+
+def run_session(
+    model_folder: Path,
+    device: str,
+    compute_type: str,
+    prefix_text: str,
+    script: list[tuple[str, float]],
+    *,
+    debounce: bool,
+    cancel: bool,
+    max_new_tokens: int,
+    intra_threads: int,
+) -> dict:
     state_dir = Path(tempfile.mkdtemp(prefix="codet5-bench-typing-"))
-    client = Client(["--model", str(model_folder), "--device", device, "--compute-type",
-                     compute_type], state_dir)
-    options: dict[str, Any] = {"requestTimeoutMs": 600_000, "maxNewTokens": max_new_tokens,
-                               "summariesEnabled": False, "intraThreads": intra_threads}
+    client = Client(
+        ["--model", str(model_folder), "--device", device, "--compute-type", compute_type],
+        state_dir,
+    )
+    options: dict[str, Any] = {
+        "requestTimeoutMs": 600_000,
+        "maxNewTokens": max_new_tokens,
+        "summariesEnabled": False,
+        "intraThreads": intra_threads,
+    }
     if not debounce:  # both bounds of the adaptive debounce: debounceMs alone is the minimum
         options["debounceMs"] = 0
         options["debounceMaxMs"] = 0
     try:
-        client.call("initialize", {"processId": os.getpid(), "rootUri": None,
-                                   "capabilities": {}, "initializationOptions": options})
+        client.call(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": None,
+                "capabilities": {},
+                "initializationOptions": options,
+            },
+        )
         client.notify("initialized", {})
-        if not client.wait(lambda: client.statuses and client.statuses[-1]["state"] in
-                           ("ready", "error"), 300):
+        if not client.wait(
+            lambda: client.statuses and client.statuses[-1]["state"] in ("ready", "error"), 300
+        ):
             raise TimeoutError("model not ready")
         if client.statuses[-1]["state"] != "ready":
             raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
         uri = "file:///bench/typing.py"
-        client.notify("textDocument/didOpen", {"textDocument": {
-            "uri": uri, "languageId": "python", "version": 1, "text": prefix_text}})
+        client.notify(
+            "textDocument/didOpen",
+            {
+                "textDocument": {
+                    "uri": uri,
+                    "languageId": "python",
+                    "version": 1,
+                    "text": prefix_text,
+                }
+            },
+        )
         lines = prefix_text.split("\n")
         line, character = len(lines) - 1, len(lines[-1])
         # Warm-up (not counted): the first generation pays one-time costs.
         client.call("textDocument/inlineCompletion", _params(uri, line, character))
-        before = client.call("workspace/executeCommand",
-                             {"command": "codet5.debugStats"})["result"]
+        before = client.call("workspace/executeCommand", {"command": "codet5.debugStats"})["result"]
         sent: dict[int, float] = {}
         cancelled_by_client: set[int] = set()
         previous: int | None = None
@@ -202,11 +251,21 @@ def run_session(model_folder: Path, device: str, compute_type: str, prefix_text:
             next_at += delay
             time.sleep(max(0.0, next_at - time.perf_counter()))
             version += 1
-            client.notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": version},
-                "contentChanges": [{"range": {"start": {"line": line, "character": character},
-                                              "end": {"line": line, "character": character}},
-                                    "text": text}]})
+            client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [
+                        {
+                            "range": {
+                                "start": {"line": line, "character": character},
+                                "end": {"line": line, "character": character},
+                            },
+                            "text": text,
+                        }
+                    ],
+                },
+            )
             if "\n" in text:
                 line, character = line + text.count("\n"), len(text.rsplit("\n", 1)[1])
             else:
@@ -214,13 +273,13 @@ def run_session(model_folder: Path, device: str, compute_type: str, prefix_text:
             if cancel and previous is not None and previous not in client.responses:
                 client.notify("$/cancelRequest", {"id": previous})
                 cancelled_by_client.add(previous)
-            previous = client.request("textDocument/inlineCompletion",
-                                      _params(uri, line, character))
+            previous = client.request(
+                "textDocument/inlineCompletion", _params(uri, line, character)
+            )
             sent[previous] = time.perf_counter()
         if not client.wait(lambda: all(i in client.responses for i in sent), 600):
             raise TimeoutError("requests left unanswered")
-        after = client.call("workspace/executeCommand",
-                            {"command": "codet5.debugStats"})["result"]
+        after = client.call("workspace/executeCommand", {"command": "codet5.debugStats"})["result"]
         return _summarize(client, sent, cancelled_by_client, before, after)
     finally:
         client.close()
@@ -229,8 +288,11 @@ def run_session(model_folder: Path, device: str, compute_type: str, prefix_text:
 # ---- replay with a simulated person -------------------------------------------------------------
 
 READ_S = (0.5, 1.0)  # how long the person reads a suggestion before deciding
-REPLAY_REGIONS = (("server__pipeline.py.txt", 96), ("server__typethrough.py.txt", 60),
-                  ("inference__engine.py.txt", 180))
+REPLAY_REGIONS = (
+    ("server__pipeline.py.txt", 96),
+    ("server__typethrough.py.txt", 60),
+    ("inference__engine.py.txt", 180),
+)
 
 
 def typing_units(text: str) -> list[str]:
@@ -259,35 +321,57 @@ def _key_delay(rng: random.Random, unit: str) -> float:
     return delay * 1.3 if unit in " (.," else delay
 
 
-def replay_session(model_folder: Path, prefix_text: str, target: str, *, speculation: bool,
-                   intra_threads: int, max_new_tokens: int, seed: int = SEED) -> dict:
+def replay_session(
+    model_folder: Path,
+    prefix_text: str,
+    target: str,
+    *,
+    speculation: bool,
+    intra_threads: int,
+    max_new_tokens: int,
+    seed: int = SEED,
+) -> dict:
     """Type `target` after `prefix_text` as a person who reads and accepts (module doc)."""
     rng = random.Random(seed)
     state_dir = Path(tempfile.mkdtemp(prefix="codet5-bench-replay-"))
-    client = Client(["--model", str(model_folder), "--device", "cpu", "--compute-type", "int8"],
-                    state_dir)
-    options: dict[str, Any] = {"requestTimeoutMs": 600_000, "maxNewTokens": max_new_tokens,
-                               "summariesEnabled": False, "intraThreads": intra_threads,
-                               "speculation": speculation}
+    client = Client(
+        ["--model", str(model_folder), "--device", "cpu", "--compute-type", "int8"], state_dir
+    )
+    options: dict[str, Any] = {
+        "requestTimeoutMs": 600_000,
+        "maxNewTokens": max_new_tokens,
+        "summariesEnabled": False,
+        "intraThreads": intra_threads,
+        "speculation": speculation,
+    }
     shown: list[dict] = []
     model_answered: list[float] = []  # ms of answered requests that needed a model call
     accepted = 0
     try:
-        client.call("initialize", {"processId": os.getpid(), "rootUri": None,
-                                   "capabilities": {}, "initializationOptions": options})
+        client.call(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": None,
+                "capabilities": {},
+                "initializationOptions": options,
+            },
+        )
         client.notify("initialized", {})
-        if not client.wait(lambda: client.statuses and client.statuses[-1]["state"] in
-                           ("ready", "error"), 300):
+        if not client.wait(
+            lambda: client.statuses and client.statuses[-1]["state"] in ("ready", "error"), 300
+        ):
             raise TimeoutError("model not ready")
         if client.statuses[-1]["state"] != "ready":
             raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
         uri = "file:///bench/replay.py"
         text = prefix_text
-        client.notify("textDocument/didOpen", {"textDocument": {
-            "uri": uri, "languageId": "python", "version": 1, "text": text}})
+        client.notify(
+            "textDocument/didOpen",
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+        )
         client.call("textDocument/inlineCompletion", _params(uri, *_line_col(text)))  # warm-up
-        before = client.call("workspace/executeCommand",
-                             {"command": "codet5.debugStats"})["result"]
+        before = client.call("workspace/executeCommand", {"command": "codet5.debugStats"})["result"]
         version = 1
         pos = 0  # characters of `target` in the document
         sent: dict[int, float] = {}
@@ -297,17 +381,28 @@ def replay_session(model_folder: Path, prefix_text: str, target: str, *, specula
             nonlocal text, version, previous
             line, character = _line_col(text)
             version += 1
-            client.notify("textDocument/didChange", {
-                "textDocument": {"uri": uri, "version": version},
-                "contentChanges": [{"range": {"start": {"line": line, "character": character},
-                                              "end": {"line": line, "character": character}},
-                                    "text": inserted}]})
+            client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": uri, "version": version},
+                    "contentChanges": [
+                        {
+                            "range": {
+                                "start": {"line": line, "character": character},
+                                "end": {"line": line, "character": character},
+                            },
+                            "text": inserted,
+                        }
+                    ],
+                },
+            )
             text += inserted
             now = time.perf_counter()
             if previous is not None and previous not in client.responses:
                 client.notify("$/cancelRequest", {"id": previous})
-            previous = client.request("textDocument/inlineCompletion",
-                                      _params(uri, *_line_col(text)))
+            previous = client.request(
+                "textDocument/inlineCompletion", _params(uri, *_line_col(text))
+            )
             sent[previous] = now
             return now
 
@@ -324,14 +419,22 @@ def replay_session(model_folder: Path, prefix_text: str, target: str, *, specula
             if item is not None:
                 at, _reply = client.responses[msg_id]
                 suggestion = item["insertText"]
-                shown.append({"ms": (at - sent[msg_id]) * 1000,
-                              "from_cache": str(item["command"]["arguments"][0]).startswith("c")})
+                shown.append(
+                    {
+                        "ms": (at - sent[msg_id]) * 1000,
+                        "from_cache": str(item["command"]["arguments"][0]).startswith("c"),
+                    }
+                )
                 time.sleep(rng.uniform(*READ_S))
                 if target[pos:].startswith(suggestion):
                     edit(suggestion)
-                    client.call("workspace/executeCommand", {
-                        "command": item["command"]["command"],
-                        "arguments": item["command"]["arguments"]})
+                    client.call(
+                        "workspace/executeCommand",
+                        {
+                            "command": item["command"]["command"],
+                            "arguments": item["command"]["arguments"],
+                        },
+                    )
                     pos += len(suggestion)
                     accepted += 1
                     continue
@@ -345,38 +448,42 @@ def replay_session(model_folder: Path, prefix_text: str, target: str, *, specula
             items = ((reply.get("result") or {}).get("items")) or [] if at else []
             if items and str(items[0]["command"]["arguments"][0]).startswith("s"):
                 model_answered.append((at - start) * 1000)
-        after = client.call("workspace/executeCommand",
-                            {"command": "codet5.debugStats"})["result"]
+        after = client.call("workspace/executeCommand", {"command": "codet5.debugStats"})["result"]
     finally:
         client.close()
     calls = after["modelCalls"] - before["modelCalls"]
     spec_calls = after.get("speculativeModelCalls", 0) - before.get("speculativeModelCalls", 0)
     ms = [s["ms"] for s in shown]
     return {
-        "requests": len(sent), "shown": len(shown),
+        "requests": len(sent),
+        "shown": len(shown),
         "shown_without_model_wait": sum(s["from_cache"] for s in shown),
         "share_without_model_wait": round(sum(s["from_cache"] for s in shown) / len(shown), 3)
-        if shown else None,
-        "perceived_p50_ms": _r(percentile(ms, 50)), "perceived_p95_ms": _r(percentile(ms, 95)),
+        if shown
+        else None,
+        "perceived_p50_ms": _r(percentile(ms, 50)),
+        "perceived_p95_ms": _r(percentile(ms, 95)),
         "accepted_lines": accepted,
-        "model_calls": calls, "speculative_model_calls": spec_calls,
+        "model_calls": calls,
+        "speculative_model_calls": spec_calls,
         "model_calls_per_accepted_line": round(calls / accepted, 2) if accepted else None,
         "all_calls_per_accepted_line": round((calls + spec_calls) / accepted, 2)
-        if accepted else None,
+        if accepted
+        else None,
         "model_request_p50_ms": _r(percentile(model_answered, 50)),
         "model_request_p95_ms": _r(percentile(model_answered, 95)),
         "speculative_ms": after.get("speculativeMs", 0.0),
         "discarded_speculative_ms": after.get("discardedSpeculativeMs", 0.0),
         "speculation_hits": after.get("speculationHits", 0),
         "speculation_waits": after.get("speculationWaits", 0),
-        "shown_ms": [round(x, 1) for x in ms], "model_request_ms": [round(x, 1)
-                                                                   for x in model_answered],
+        "shown_ms": [round(x, 1) for x in ms],
+        "model_request_ms": [round(x, 1) for x in model_answered],
     }
 
 
 def _line_col(text: str) -> tuple[int, int]:
     line = text.count("\n")
-    last = text[text.rfind("\n") + 1:]
+    last = text[text.rfind("\n") + 1 :]
     return line, len(last.encode("utf-16-le")) // 2
 
 
@@ -389,35 +496,47 @@ def _first_item(client: Client, msg_id: int) -> dict | None:
 
 
 def replay_markdown(report: dict) -> str:
-    keys = [("requests", "completion requests"), ("shown", "suggestions shown"),
-            ("share_without_model_wait", "share shown without waiting for the model"),
-            ("perceived_p50_ms", "perceived latency p50 (ms), keystroke -> shown"),
-            ("perceived_p95_ms", "perceived latency p95 (ms)"),
-            ("accepted_lines", "suggestions accepted"),
-            ("model_calls", "model calls (requests)"),
-            ("speculative_model_calls", "speculative model calls"),
-            ("model_calls_per_accepted_line", "request model calls / accepted"),
-            ("all_calls_per_accepted_line", "all model calls / accepted"),
-            ("model_request_p50_ms", "requests needing a model call: p50 (ms)"),
-            ("model_request_p95_ms", "requests needing a model call: p95 (ms)"),
-            ("speculative_ms", "engine ms on speculation"),
-            ("discarded_speculative_ms", "engine ms on discarded speculation"),
-            ("speculation_hits", "requests served from a speculation"),
-            ("speculation_waits", "requests that waited for a running speculation")]
-    out = [f"# Typing replay with a simulated person ({report['device']})", "",
-           f"Run {report['started']} ({report['runtime_s']} s); load average at start "
-           f"{report['load_average']}. Regions typed: {report['regions']}; int8, maxNewTokens "
-           f"{report['max_new_tokens']}, intraThreads {report['intra_threads']}; the person "
-           f"reads a shown suggestion {READ_S[0]}-{READ_S[1]} s, accepts it when it matches "
-           "the real next text, else types on (same seed for every run).", ""]
+    keys = [
+        ("requests", "completion requests"),
+        ("shown", "suggestions shown"),
+        ("share_without_model_wait", "share shown without waiting for the model"),
+        ("perceived_p50_ms", "perceived latency p50 (ms), keystroke -> shown"),
+        ("perceived_p95_ms", "perceived latency p95 (ms)"),
+        ("accepted_lines", "suggestions accepted"),
+        ("model_calls", "model calls (requests)"),
+        ("speculative_model_calls", "speculative model calls"),
+        ("model_calls_per_accepted_line", "request model calls / accepted"),
+        ("all_calls_per_accepted_line", "all model calls / accepted"),
+        ("model_request_p50_ms", "requests needing a model call: p50 (ms)"),
+        ("model_request_p95_ms", "requests needing a model call: p95 (ms)"),
+        ("speculative_ms", "engine ms on speculation"),
+        ("discarded_speculative_ms", "engine ms on discarded speculation"),
+        ("speculation_hits", "requests served from a speculation"),
+        ("speculation_waits", "requests that waited for a running speculation"),
+    ]
+    out = [
+        f"# Typing replay with a simulated person ({report['device']})",
+        "",
+        f"Run {report['started']} ({report['runtime_s']} s); load average at start "
+        f"{report['load_average']}. Regions typed: {report['regions']}; int8, maxNewTokens "
+        f"{report['max_new_tokens']}, intraThreads {report['intra_threads']}; the person "
+        f"reads a shown suggestion {READ_S[0]}-{READ_S[1]} s, accepts it when it matches "
+        "the real next text, else types on (same seed for every run).",
+        "",
+    ]
     names = list(report["runs"])
     out += ["| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for key, label in keys:
-        out.append(f"| {label} | " + " | ".join(str(report["runs"][n].get(key)) for n in names)
-                   + " |")
-    out += ["", "Engine ms are the engine thread's wall time per generation (with intraThreads "
-            "1, about one core's CPU time). The 220m shape has random weights: nothing it "
-            "suggests matches, so its runs show the cost side only.", ""]
+        out.append(
+            f"| {label} | " + " | ".join(str(report["runs"][n].get(key)) for n in names) + " |"
+        )
+    out += [
+        "",
+        "Engine ms are the engine thread's wall time per generation (with intraThreads "
+        "1, about one core's CPU time). The 220m shape has random weights: nothing it "
+        "suggests matches, so its runs show the cost side only.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -432,25 +551,36 @@ def run_replay(args) -> int:
 
         models["220m-shape"] = shape_folder(bench_cache_dir())
     lines = 6 if args.quick else args.lines
-    regions = REPLAY_REGIONS[:1] if args.quick else REPLAY_REGIONS[:args.regions]
+    regions = REPLAY_REGIONS[:1] if args.quick else REPLAY_REGIONS[: args.regions]
     report: dict[str, Any] = {
-        "device": device_description("cpu"), "regions": [f"{f}:{s}+{lines}" for f, s in regions],
-        "max_new_tokens": args.max_new_tokens, "intra_threads": args.intra_threads,
+        "device": device_description("cpu"),
+        "regions": [f"{f}:{s}+{lines}" for f, s in regions],
+        "max_new_tokens": args.max_new_tokens,
+        "intra_threads": args.intra_threads,
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "load_average": [round(x, 2) for x in os.getloadavg()], "runs": {}}
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "runs": {},
+    }
     for name, folder in models.items():
         for speculation in (False, True):
             run = f"{name} {'speculation' if speculation else 'no speculation'}"
             parts = []
             # the random-weight shape never matches: one region shows its cost
-            for file, start in (regions if name == "labmodel" else regions[:1]):
+            for file, start in regions if name == "labmodel" else regions[:1]:
                 source = (HELDOUT / file).read_text().split("\n")
-                prefix_text = "\n".join(source[:start - 1]) + "\n"
-                target = "\n".join(source[start - 1:start - 1 + lines])
+                prefix_text = "\n".join(source[: start - 1]) + "\n"
+                target = "\n".join(source[start - 1 : start - 1 + lines])
                 print(f"[replay] {run}: {file}:{start}", flush=True)
-                parts.append(replay_session(folder, prefix_text, target, speculation=speculation,
-                                            intra_threads=args.intra_threads,
-                                            max_new_tokens=args.max_new_tokens))
+                parts.append(
+                    replay_session(
+                        folder,
+                        prefix_text,
+                        target,
+                        speculation=speculation,
+                        intra_threads=args.intra_threads,
+                        max_new_tokens=args.max_new_tokens,
+                    )
+                )
             report["runs"][run] = _merge(parts)
             print(json.dumps(report["runs"][run]), flush=True)
     report["runtime_s"] = round(time.perf_counter() - started, 1)
@@ -466,17 +596,27 @@ def _merge(parts: list[dict]) -> dict:
     if len(parts) == 1:
         return parts[0]
     out: dict[str, Any] = {}
-    for key in ("requests", "shown", "shown_without_model_wait", "accepted_lines", "model_calls",
-                "speculative_model_calls", "speculation_hits", "speculation_waits"):
+    for key in (
+        "requests",
+        "shown",
+        "shown_without_model_wait",
+        "accepted_lines",
+        "model_calls",
+        "speculative_model_calls",
+        "speculation_hits",
+        "speculation_waits",
+    ):
         out[key] = sum(p[key] for p in parts)
     for key in ("speculative_ms", "discarded_speculative_ms"):
         out[key] = round(sum(p[key] for p in parts), 1)
-    out["share_without_model_wait"] = round(out["shown_without_model_wait"] / out["shown"], 3) \
-        if out["shown"] else None
+    out["share_without_model_wait"] = (
+        round(out["shown_without_model_wait"] / out["shown"], 3) if out["shown"] else None
+    )
     acc = out["accepted_lines"]
     out["model_calls_per_accepted_line"] = round(out["model_calls"] / acc, 2) if acc else None
-    out["all_calls_per_accepted_line"] = round(
-        (out["model_calls"] + out["speculative_model_calls"]) / acc, 2) if acc else None
+    out["all_calls_per_accepted_line"] = (
+        round((out["model_calls"] + out["speculative_model_calls"]) / acc, 2) if acc else None
+    )
     shown = [x for p in parts for x in p["shown_ms"]]
     model = [x for p in parts for x in p["model_request_ms"]]
     out["perceived_p50_ms"] = _r(percentile(shown, 50))
@@ -488,12 +628,16 @@ def _merge(parts: list[dict]) -> dict:
 
 
 def _params(uri: str, line: int, character: int) -> dict:
-    return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-            "context": {"triggerKind": 2}}
+    return {
+        "textDocument": {"uri": uri},
+        "position": {"line": line, "character": character},
+        "context": {"triggerKind": 2},
+    }
 
 
-def _summarize(client: Client, sent: dict[int, float], cancelled_by_client: set[int],
-               before: dict, after: dict) -> dict:
+def _summarize(
+    client: Client, sent: dict[int, float], cancelled_by_client: set[int], before: dict, after: dict
+) -> dict:
     answered: list[float] = []
     with_suggestion: list[float] = []
     cached = cancelled = errors = 0
@@ -540,11 +684,16 @@ def _r(x: float | None) -> float | None:
 
 # ---- report ----------------------------------------------------------------------------------
 
+
 def device_description(device: str) -> str:
     if device == "cuda":
         try:
-            name = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                                  capture_output=True, text=True, timeout=20).stdout.strip()
+            name = subprocess.run(
+                ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            ).stdout.strip()
         except Exception:
             name = "unknown GPU"
         return f"cuda ({name})"
@@ -553,32 +702,46 @@ def device_description(device: str) -> str:
 
 def markdown(report: dict) -> str:
     runs = report["runs"]
-    keys = [("requests", "completion requests"), ("answered", "answered (result)"),
-            ("cancelled", "cancelled (-32800)"), ("with_suggestion", "with a suggestion"),
-            ("served_from_cache", "served from the type-through cache"),
-            ("cache_share", "share served from the cache"),
-            ("model_calls", "model calls"), ("model_calls_per_request", "model calls / request"),
-            ("latency_p50_ms", "latency p50 (ms), answered"),
-            ("latency_p95_ms", "latency p95 (ms), answered"),
-            ("suggestion_latency_p50_ms", "latency p50 (ms), with a suggestion"),
-            ("suggestion_latency_p95_ms", "latency p95 (ms), with a suggestion")]
+    keys = [
+        ("requests", "completion requests"),
+        ("answered", "answered (result)"),
+        ("cancelled", "cancelled (-32800)"),
+        ("with_suggestion", "with a suggestion"),
+        ("served_from_cache", "served from the type-through cache"),
+        ("cache_share", "share served from the cache"),
+        ("model_calls", "model calls"),
+        ("model_calls_per_request", "model calls / request"),
+        ("latency_p50_ms", "latency p50 (ms), answered"),
+        ("latency_p95_ms", "latency p95 (ms), answered"),
+        ("suggestion_latency_p50_ms", "latency p50 (ms), with a suggestion"),
+        ("suggestion_latency_p95_ms", "latency p95 (ms), with a suggestion"),
+    ]
     names = list(runs)
-    out = [f"# Typing session ({report['device']})", "",
-           f"Typed {report['keystrokes']} keystrokes ({report['typed_lines']} lines of "
-           f"`{report['file']}` from line {report['start_line']}) in "
-           f"{report['typing_seconds']:.0f} s of scripted time; model `{report['model']}` "
-           f"({report['compute_type']}), maxNewTokens {report['max_new_tokens']}, "
-           f"intraThreads {report['intra_threads']}. "
-           f"Load average at start: {report['load_average']}.", "",
-           "| | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    out = [
+        f"# Typing session ({report['device']})",
+        "",
+        f"Typed {report['keystrokes']} keystrokes ({report['typed_lines']} lines of "
+        f"`{report['file']}` from line {report['start_line']}) in "
+        f"{report['typing_seconds']:.0f} s of scripted time; model `{report['model']}` "
+        f"({report['compute_type']}), maxNewTokens {report['max_new_tokens']}, "
+        f"intraThreads {report['intra_threads']}. "
+        f"Load average at start: {report['load_average']}.",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
     for key, label in keys:
         out.append(f"| {label} | " + " | ".join(str(runs[n][key]) for n in names) + " |")
-    out += ["", "`debounce+cancel`: server default debounce, the client cancels the previous "
-            "request with each keystroke (VS Code). `no-debounce`: debounceMs 0 and "
-            "debounceMaxMs 0, the client cancels nothing (the server still stops a superseded "
-            "generation: latest wins per document). "
-            "Latency: request sent -> response received, over stdio. The type-through cache "
-            "serves a request when the text typed since a shown suggestion matches it.", ""]
+    out += [
+        "",
+        "`debounce+cancel`: server default debounce, the client cancels the previous "
+        "request with each keystroke (VS Code). `no-debounce`: debounceMs 0 and "
+        "debounceMaxMs 0, the client cancels nothing (the server still stops a superseded "
+        "generation: latest wins per document). "
+        "Latency: request sent -> response received, over stdio. The type-through cache "
+        "serves a request when the text typed since a shown suggestion matches it.",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -586,24 +749,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.typing", description=__doc__)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--compute-type", dest="compute_type", default=None)
-    parser.add_argument("--model", default=None,
-                        help="converted model folder (default: the labmodel, converted int8)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="converted model folder (default: the labmodel, converted int8)",
+    )
     parser.add_argument("--file", default=DEFAULT_FILE, help="a file in bench/data/heldout")
     parser.add_argument("--start-line", type=int, default=DEFAULT_START_LINE)
     parser.add_argument("--lines", type=int, default=12)
     parser.add_argument("--max-new-tokens", type=int, default=24)
-    parser.add_argument("--intra-threads", type=int, default=1,
-                        help="CTranslate2 threads (0: the server's default). 1 by default: on "
-                        "a busy 2-core machine 2 threads stall generation for seconds")
+    parser.add_argument(
+        "--intra-threads",
+        type=int,
+        default=1,
+        help="CTranslate2 threads (0: the server's default). 1 by default: on "
+        "a busy 2-core machine 2 threads stall generation for seconds",
+    )
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--replay", action="store_true",
-                        help="replay held-out typing with a simulated person, with and without "
-                        "speculation (bench/results/typing-replay.*)")
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="replay held-out typing with a simulated person, with and without "
+        "speculation (bench/results/typing-replay.*)",
+    )
     parser.add_argument("--quick", action="store_true", help="--replay: one region, 6 lines")
-    parser.add_argument("--regions", type=int, default=len(REPLAY_REGIONS),
-                        help="--replay: how many held-out regions to type")
-    parser.add_argument("--no-shape", action="store_true",
-                        help="--replay: the labmodel only (no 220m-shaped model)")
+    parser.add_argument(
+        "--regions",
+        type=int,
+        default=len(REPLAY_REGIONS),
+        help="--replay: how many held-out regions to type",
+    )
+    parser.add_argument(
+        "--no-shape", action="store_true", help="--replay: the labmodel only (no 220m-shaped model)"
+    )
     args = parser.parse_args(argv)
     if args.replay:
         return run_replay(args)
@@ -618,22 +796,35 @@ def main(argv: list[str] | None = None) -> int:
     source = (HELDOUT / args.file).read_text().split("\n")
     first = args.start_line - 1
     prefix_text = "\n".join(source[:first]) + "\n"
-    typed = [line for line in source[first:first + args.lines]]
+    typed = [line for line in source[first : first + args.lines]]
     script = keystrokes(typed)
     report: dict[str, Any] = {
-        "device": device_description(args.device), "model": str(model_folder),
-        "compute_type": compute_type, "file": args.file, "start_line": args.start_line,
-        "typed_lines": len(typed), "keystrokes": len(script),
+        "device": device_description(args.device),
+        "model": str(model_folder),
+        "compute_type": compute_type,
+        "file": args.file,
+        "start_line": args.start_line,
+        "typed_lines": len(typed),
+        "keystrokes": len(script),
         "typing_seconds": round(sum(d for _, d in script), 1),
-        "max_new_tokens": args.max_new_tokens, "intra_threads": args.intra_threads,
-        "load_average": [round(x, 2) for x in os.getloadavg()], "runs": {}}
-    for name, debounce, cancel in (("debounce+cancel", True, True),
-                                   ("no-debounce", False, False)):
+        "max_new_tokens": args.max_new_tokens,
+        "intra_threads": args.intra_threads,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "runs": {},
+    }
+    for name, debounce, cancel in (("debounce+cancel", True, True), ("no-debounce", False, False)):
         print(f"[typing] {name}: {len(script)} keystrokes ...", flush=True)
-        report["runs"][name] = run_session(model_folder, args.device, compute_type, prefix_text,
-                                           script, debounce=debounce, cancel=cancel,
-                                           max_new_tokens=args.max_new_tokens,
-                                           intra_threads=args.intra_threads)
+        report["runs"][name] = run_session(
+            model_folder,
+            args.device,
+            compute_type,
+            prefix_text,
+            script,
+            debounce=debounce,
+            cancel=cancel,
+            max_new_tokens=args.max_new_tokens,
+            intra_threads=args.intra_threads,
+        )
         print(json.dumps(report["runs"][name], indent=1), flush=True)
     text = markdown(report)
     print(text)

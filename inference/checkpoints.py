@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 from collections.abc import Iterator, Mapping
@@ -44,6 +43,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from codet5_lsp.inference.atomic import atomic_folder
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -54,8 +55,6 @@ __all__ = [
     "bimodal_to_t5",
     "codegen_parameter_names",
     "t5_parameter_names",
-    "convert_to_ctranslate2",
-    "align_t5_tie_flag_with_output_scale",
     "TOKENIZER_FILES",
 ]
 
@@ -119,7 +118,8 @@ def detect_checkpoint_kind(config: Mapping[str, Any]) -> str:
             f"{architectures}) has no decoder and cannot generate text"
         )
     if model_type == "t5" and (
-        not architectures or {"T5ForConditionalGeneration", "T5WithLMHeadModel"} & set(architectures)
+        not architectures
+        or {"T5ForConditionalGeneration", "T5WithLMHeadModel"} & set(architectures)
     ):
         return "t5"
     if model_type == "codegen" and (not architectures or "CodeGenForCausalLM" in architectures):
@@ -175,7 +175,9 @@ def _load_bin(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(str(path), map_location="cpu", weights_only=True)
 
 
-def _iter_tensors(files: list[Path], wanted: Mapping[str, str]) -> Iterator[tuple[str, torch.Tensor]]:
+def _iter_tensors(
+    files: list[Path], wanted: Mapping[str, str]
+) -> Iterator[tuple[str, torch.Tensor]]:
     """Yield ``(new_name, tensor)`` for source names in ``wanted`` (source -> new), shard by shard.
 
     Only one source shard is open at a time; safetensors tensors are read one by one, ``.bin``
@@ -244,23 +246,6 @@ class _ShardedSafetensorsWriter:
         )
 
 
-def _partial_folder(dst: Path) -> Path:
-    """A fresh sibling folder to write into; renamed to ``dst`` only once complete."""
-    if dst.exists() and (not dst.is_dir() or any(dst.iterdir())):
-        raise FileExistsError(f"destination {dst} exists and is not an empty folder")
-    partial = dst.with_name(dst.name + ".partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
-    return partial
-
-
-def _finish_folder(partial: Path, dst: Path) -> None:
-    if dst.exists():
-        dst.rmdir()  # empty, checked by _partial_folder
-    os.replace(partial, dst)
-
-
 def _copy_tokenizer_files(src: Path, dst: Path) -> list[str]:
     copied = []
     for name in TOKENIZER_FILES:
@@ -315,9 +300,15 @@ _CODEGEN_REQUIRED_KEYS = ("vocab_size", "n_embd", "n_layer", "n_head", "rotary_d
 _CODEGEN_DEFAULT_EOS = 50256  # GPT-2 "<|endoftext|>", CodeGen's bos/eos
 
 # Non-parameter buffers some CodeGen-derived checkpoints persist; dropped, recomputed by the model.
-_CODEGEN_BUFFER_SUFFIXES = (".attn.causal_mask", ".attn.bias", ".attn.masked_bias", ".attn.embed_positions")
+_CODEGEN_BUFFER_SUFFIXES = (
+    ".attn.causal_mask",
+    ".attn.bias",
+    ".attn.masked_bias",
+    ".attn.embed_positions",
+)
 # A decoder tensor is cross-attention related when one of its dotted name parts matches this:
-# ``crossattention.*``, ``ln_cross_attn.*``, ``cross_attn.*``, ``enc_dec_attn.*``, ``enc_to_dec_proj``.
+# ``crossattention.*``, ``ln_cross_attn.*``, ``cross_attn.*``, ``enc_dec_attn.*``,
+# ``enc_to_dec_proj``.
 _CROSS_ATTENTION_PART = re.compile(r"cross|enc_?dec|enc_to_dec", re.IGNORECASE)
 
 
@@ -343,10 +334,14 @@ def _is_cross_attention(name: str) -> bool:
     return any(_CROSS_ATTENTION_PART.search(part) for part in name.split("."))
 
 
-def _codegen_config_from_decoder(config: Mapping[str, Any], dtype: torch.dtype | None) -> dict[str, Any]:
+def _codegen_config_from_decoder(
+    config: Mapping[str, Any], dtype: torch.dtype | None
+) -> dict[str, Any]:
     decoder = config.get("decoder")
     if not isinstance(decoder, Mapping):
-        raise CheckpointLayoutError("config.json has no 'decoder' sub-config (codet5p encoder-decoder expected)")
+        raise CheckpointLayoutError(
+            "config.json has no 'decoder' sub-config (codet5p encoder-decoder expected)"
+        )
     missing = [key for key in _CODEGEN_REQUIRED_KEYS if key not in decoder]
     if missing:
         raise CheckpointLayoutError(f"decoder sub-config lacks CodeGen keys: {', '.join(missing)}")
@@ -392,7 +387,8 @@ def extract_codegen_decoder(
        ``cross``/``enc_dec``/``enc_to_dec`` (the last block's ``crossattention.q_attn``,
        ``.qkv_proj`` (2*n_embd rows), ``.out_proj`` and ``.causal_mask``: they only run when
        encoder states are given, so decoder-only generation never touches them) and persisted
-       attention buffers (``attn.causal_mask``, ``attn.bias``, ``attn.masked_bias``). What remains must be exactly
+       attention buffers (``attn.causal_mask``, ``attn.bias``, ``attn.masked_bias``). What
+       remains must be exactly
        :func:`codegen_parameter_names` for ``n_layer``; a missing or unexpected tensor raises
        :class:`CheckpointLayoutError` naming it, before anything is written.
     3. Tensors keep their dtype and are streamed: one source shard open at a time, at most
@@ -409,7 +405,9 @@ def extract_codegen_decoder(
     config = _read_config(src)
     kind = detect_checkpoint_kind(config)
     if kind != "codet5p_encoder_decoder":
-        raise UnsupportedCheckpointError(f"{src} is a {kind!r} checkpoint, not a codet5p encoder-decoder")
+        raise UnsupportedCheckpointError(
+            f"{src} is a {kind!r} checkpoint, not a codet5p encoder-decoder"
+        )
     n_layer = config.get("decoder", {}).get("n_layer")
     if not isinstance(n_layer, int):
         raise CheckpointLayoutError("decoder sub-config has no integer n_layer")
@@ -423,7 +421,7 @@ def extract_codegen_decoder(
         if not name.startswith("decoder."):
             dropped += 1
             continue
-        rest = name[len("decoder."):]
+        rest = name[len("decoder.") :]
         if _is_cross_attention(rest) or rest.endswith(_CODEGEN_BUFFER_SUFFIXES):
             dropped += 1
         elif rest in expected:
@@ -437,20 +435,22 @@ def extract_codegen_decoder(
             problems.append(f"missing decoder tensors: {_format_names(missing)}")
         if unexpected:
             problems.append(f"unexpected decoder tensors: {_format_names(unexpected)}")
-        raise CheckpointLayoutError(f"{src} does not hold a CodeGen decoder ({'; '.join(problems)})")
+        raise CheckpointLayoutError(
+            f"{src} does not hold a CodeGen decoder ({'; '.join(problems)})"
+        )
     logger.info("extracting %d decoder tensors from %s (%d dropped)", len(wanted), src, dropped)
 
-    partial = _partial_folder(dst)
-    writer = _ShardedSafetensorsWriter(partial, max_shard_bytes)
-    dtype: torch.dtype | None = None
-    for name, tensor in _iter_tensors(files, wanted):
-        if name == "transformer.wte.weight":
-            dtype = tensor.dtype
-        writer.add(name, tensor)
-    writer.close()
-    _write_json(partial / "config.json", _codegen_config_from_decoder(config, dtype))
-    _copy_tokenizer_files(src, partial)
-    _finish_folder(partial, dst)
+    with atomic_folder(dst) as work:
+        partial = work.folder
+        writer = _ShardedSafetensorsWriter(partial, max_shard_bytes)
+        dtype: torch.dtype | None = None
+        for name, tensor in _iter_tensors(files, wanted):
+            if name == "transformer.wte.weight":
+                dtype = tensor.dtype
+            writer.add(name, tensor)
+        writer.close()
+        _write_json(partial / "config.json", _codegen_config_from_decoder(config, dtype))
+        _copy_tokenizer_files(src, partial)
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,18 +484,25 @@ _EMBEDDING_NAMES = ("shared.weight", "encoder.embed_tokens.weight", "decoder.emb
 
 
 def t5_parameter_names(num_layers: int, num_decoder_layers: int, gated: bool) -> list[str]:
-    """The state-dict names of a ``T5ForConditionalGeneration`` stack, without embeddings/lm_head."""
-    wi = ["DenseReluDense.wi_0.weight", "DenseReluDense.wi_1.weight"] if gated else ["DenseReluDense.wi.weight"]
+    """The state-dict names of a ``T5ForConditionalGeneration`` stack, without
+    embeddings/lm_head."""
+    wi = (
+        ["DenseReluDense.wi_0.weight", "DenseReluDense.wi_1.weight"]
+        if gated
+        else ["DenseReluDense.wi.weight"]
+    )
     names: list[str] = []
     for stack, count in (("encoder", num_layers), ("decoder", num_decoder_layers)):
         for i in range(count):
             block = f"{stack}.block.{i}.layer"
-            names += [f"{block}.0.SelfAttention.{p}.weight" for p in "qkvo"] + [f"{block}.0.layer_norm.weight"]
+            names += [f"{block}.0.SelfAttention.{p}.weight" for p in "qkvo"]
+            names.append(f"{block}.0.layer_norm.weight")
             if i == 0:
                 names.append(f"{block}.0.SelfAttention.relative_attention_bias.weight")
             ffn = 1
             if stack == "decoder":
-                names += [f"{block}.1.EncDecAttention.{p}.weight" for p in "qkvo"] + [f"{block}.1.layer_norm.weight"]
+                names += [f"{block}.1.EncDecAttention.{p}.weight" for p in "qkvo"]
+                names.append(f"{block}.1.layer_norm.weight")
                 ffn = 2
             names += [f"{block}.{ffn}.{w}" for w in wi] + [
                 f"{block}.{ffn}.DenseReluDense.wo.weight",
@@ -505,7 +512,9 @@ def t5_parameter_names(num_layers: int, num_decoder_layers: int, gated: bool) ->
     return names
 
 
-def _t5_config_from_bimodal(config: Mapping[str, Any], tied: bool, dtype: torch.dtype | None) -> dict[str, Any]:
+def _t5_config_from_bimodal(
+    config: Mapping[str, Any], tied: bool, dtype: torch.dtype | None
+) -> dict[str, Any]:
     missing = [key for key in _T5_REQUIRED_KEYS if key not in config]
     if missing:
         raise CheckpointLayoutError(f"bimodal config lacks T5 keys: {', '.join(missing)}")
@@ -555,7 +564,8 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
     ==========================================  ==========================================
 
     The published config derives from ``PretrainedConfig`` (model_type ``codet5p_bimodal``) but
-    carries T5's shape keys. Encoder/decoder stack names must be exactly those of :func:`t5_parameter_names` for the
+    carries T5's shape keys. Encoder/decoder stack names must be exactly those of
+    :func:`t5_parameter_names` for the
     config's ``num_layers``/``num_decoder_layers``/``feed_forward_proj``; anything missing or left
     over raises :class:`CheckpointLayoutError` naming the tensors.
 
@@ -569,14 +579,16 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
     Serve the result with ``ctranslate2.Translator`` (code in the encoder, summary from the
     decoder). Note: under transformers 5, ``T5Config.tie_word_embeddings`` always reads True and
     ct2's T5 loader keys the output scale on it; convert untied results with
-    :func:`convert_to_ctranslate2` (which fixes that) or scores and beam search will be wrong
+    ``conversion.convert_to_ctranslate2`` (which fixes that) or scores and beam search will be wrong
     (greedy argmax is unaffected).
     """
     src, dst = Path(src), Path(dst)
     config = _read_config(src)
     kind = detect_checkpoint_kind(config)
     if kind != "codet5p_bimodal":
-        raise UnsupportedCheckpointError(f"{src} is a {kind!r} checkpoint, not codet5p-220m-bimodal")
+        raise UnsupportedCheckpointError(
+            f"{src} is a {kind!r} checkpoint, not codet5p-220m-bimodal"
+        )
     missing_keys = [key for key in _T5_REQUIRED_KEYS if key not in config]
     if missing_keys:
         raise CheckpointLayoutError(f"bimodal config lacks T5 keys: {', '.join(missing_keys)}")
@@ -598,7 +610,9 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
     # encoder.embed_tokens.weight as an authorized missing key): any of the three will do.
     embedding_source = next((n for n in _EMBEDDING_NAMES if n in present), None)
     if embedding_source is None:
-        missing.append("shared.weight (or encoder.embed_tokens.weight, decoder.embed_tokens.weight)")
+        missing.append(
+            "shared.weight (or encoder.embed_tokens.weight, decoder.embed_tokens.weight)"
+        )
     if not tied and "lm_head.weight" not in present:
         missing.append("lm_head.weight (config has tie_word_embeddings=false)")
     if missing or unexpected:
@@ -608,6 +622,7 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
         if unexpected:
             problems.append(f"unexpected tensors: {_format_names(unexpected)}")
         raise CheckpointLayoutError(f"{src} is not a codet5p bimodal T5 ({'; '.join(problems)})")
+    assert embedding_source is not None  # reported as missing above
 
     # Embeddings (and a tied lm_head) are small next to the stacks: read them once to check ties.
     must_equal_shared = [n for n in _EMBEDDING_NAMES if n in present and n != embedding_source]
@@ -617,66 +632,26 @@ def bimodal_to_t5(src: Path, dst: Path) -> None:
     shared = small[embedding_source]
     if shared.shape[0] != config["vocab_size"]:
         raise CheckpointLayoutError(
-            f"{embedding_source} has {shared.shape[0]} rows but config vocab_size is {config['vocab_size']}"
+            f"{embedding_source} has {shared.shape[0]} rows but config vocab_size is "
+            f"{config['vocab_size']}"
         )
     for name in must_equal_shared:
         if not torch.equal(small[name], shared):
             raise CheckpointLayoutError(
-                f"{name} differs from {embedding_source}; a T5ForConditionalGeneration cannot hold it"
+                f"{name} differs from {embedding_source}; a T5ForConditionalGeneration "
+                "cannot hold it"
             )
 
-    partial = _partial_folder(dst)
-    writer = _ShardedSafetensorsWriter(partial, DEFAULT_MAX_SHARD_BYTES)
-    writer.add("shared.weight", shared)
-    del small
-    rest = {n: n for n in sorted(stack_names)}
-    if not tied:
-        rest["lm_head.weight"] = "lm_head.weight"
-    for name, tensor in _iter_tensors(files, rest):
-        writer.add(name, tensor)
-    writer.close()
-    _write_json(partial / "config.json", _t5_config_from_bimodal(config, tied, shared.dtype))
-    _copy_tokenizer_files(src, partial)
-    _finish_folder(partial, dst)
-
-
-# --------------------------------------------------------------------------------------------
-# Conversion to CTranslate2
-# --------------------------------------------------------------------------------------------
-
-
-def align_t5_tie_flag_with_output_scale(model: Any) -> None:
-    """Make ``model.config.tie_word_embeddings`` say whether T5 scales its decoder outputs.
-
-    Call on the loaded transformers model before ct2's T5 loader reads it (e.g. from a
-    ``TransformersConverter.load_model`` override); see :func:`convert_to_ctranslate2`. No-op for
-    configs without ``scale_decoder_outputs`` (CodeGen, older transformers).
-    """
-    scale = getattr(model.config, "scale_decoder_outputs", None)
-    if scale is not None:
-        model.config.tie_word_embeddings = bool(scale)
-
-
-def convert_to_ctranslate2(
-    hf_dir: Path, out_dir: Path, *, quantization: str | None = None, force: bool = False
-) -> Path:
-    """Convert a standard folder (T5 or CodeGen, e.g. one written above) to a ct2 model folder.
-
-    Same as ``ctranslate2.converters.TransformersConverter(hf_dir).convert(...)`` except for one
-    fix: transformers 5 forces ``T5Config.tie_word_embeddings`` to True and records the real
-    choice in ``scale_decoder_outputs``, while ct2 4.8.5's T5 loader scales decoder outputs by
-    ``d_model**-0.5`` whenever ``tie_word_embeddings`` is true. For an untied T5 (a bimodal
-    checkpoint saved with ``tie_word_embeddings: false``) that scale is wrong: greedy argmax is
-    unchanged but every score, sampling and beam search are off. The loaded model's
-    ``tie_word_embeddings`` is set from ``scale_decoder_outputs`` before ct2 reads it.
-    """
-    from ctranslate2.converters import TransformersConverter  # only needed when converting
-
-    class _ScaleAwareConverter(TransformersConverter):  # type: ignore[misc]
-        def load_model(self, model_class: Any, model_name_or_path: str, **kwargs: Any) -> Any:
-            model = super().load_model(model_class, model_name_or_path, **kwargs)
-            align_t5_tie_flag_with_output_scale(model)
-            return model
-
-    converter = _ScaleAwareConverter(str(hf_dir))
-    return Path(converter.convert(str(out_dir), quantization=quantization, force=force))
+    with atomic_folder(dst) as work:
+        partial = work.folder
+        writer = _ShardedSafetensorsWriter(partial, DEFAULT_MAX_SHARD_BYTES)
+        writer.add("shared.weight", shared)
+        del small
+        rest = {n: n for n in sorted(stack_names)}
+        if not tied:
+            rest["lm_head.weight"] = "lm_head.weight"
+        for name, tensor in _iter_tensors(files, rest):
+            writer.add(name, tensor)
+        writer.close()
+        _write_json(partial / "config.json", _t5_config_from_bimodal(config, tied, shared.dtype))
+        _copy_tokenizer_files(src, partial)

@@ -3,7 +3,9 @@
 `Engine` is the interface `server/` programs against: the in-process `CompletionEngine`
 (inference/engine.py) and the team server's client, `RemoteEngine` (inference/remote.py),
 both satisfy it, so the pipeline, hovers and post-processing do not know where generation
-runs.
+runs. The server hands over plain text queries (`CompletionQuery`, `SummaryQuery`); the
+engine makes tokens of them (`EngineRequests`, shared by both engines), so model families,
+modes and special tokens stay on this side.
 
 Requests and results are dataclasses; they are serialised field by field (every field of
 `GenerationRequest` and `GenerationResult`, whatever fields are added later), except the
@@ -16,12 +18,27 @@ from __future__ import annotations
 import dataclasses
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from codet5_lsp.inference.generation import GenerationRequest, GenerationResult
+from codet5_lsp.inference.generation import GenerationRequest, GenerationResult, Mode
 from codet5_lsp.inference.healing import TokenHealer
 from codet5_lsp.inference.models import ModelMetadata
-from codet5_lsp.inference.prompts import StopRule
+from codet5_lsp.inference.prompts import (
+    CompletionQuery,
+    StopRule,
+    SummaryQuery,
+    choose_mode,
+    completion_request,
+    summary_request,
+)
+
+
+class ModelLocation(Protocol):
+    """Where an engine's model lives: a converted folder, or a team server (for doctor)."""
+
+    @property
+    def folder(self) -> Path | str: ...
 
 
 class EngineTokenizer(Protocol):
@@ -41,7 +58,14 @@ class Engine(Protocol):
     `submit` never blocks: the future resolves to a GenerationResult (stop_reason "cancelled"
     when `cancel` was set in time) or raises an error saying why (EngineError locally,
     remote.BackendError for a team server). `healer` is the token healer of its tokenizer,
-    which prompt building uses (healing.py); the engine runs the healed decoding."""
+    which prompt building uses (healing.py); the engine runs the healed decoding.
+
+    The server never builds tokens itself: it asks `completion_mode` (which mode the
+    `completionMode` setting means for this model: an infill prompt needs the text after the
+    cursor), then hands a `CompletionQuery` or `SummaryQuery` (text and budgets) to
+    `completion_request` / `summary_request` and submits the result. `can_summarize` says
+    whether the model writes summaries (hovers fall back to it when the summary model
+    fails)."""
 
     tokenizer: EngineTokenizer
     healer: TokenHealer
@@ -50,15 +74,57 @@ class Engine(Protocol):
     compute_type: str
 
     @property
+    def model(self) -> ModelLocation: ...
+
+    @property
     def description(self) -> str: ...
 
     @property
     def urgent_work_in_flight(self) -> bool: ...
 
-    def submit(self, request: GenerationRequest,
-               cancel: threading.Event | None = None) -> Future: ...
+    @property
+    def healthy(self) -> bool:
+        """False while a remote backend is down (it says when it is back); a local engine
+        is healthy until closed."""
+
+    @property
+    def can_summarize(self) -> bool: ...
+
+    def completion_mode(self, setting: str) -> Mode: ...
+
+    def completion_request(self, query: CompletionQuery) -> GenerationRequest: ...
+
+    def summary_request(self, query: SummaryQuery) -> GenerationRequest: ...
+
+    def submit(
+        self, request: GenerationRequest, cancel: threading.Event | None = None
+    ) -> Future: ...
 
     def close(self) -> None: ...
+
+
+class EngineRequests:
+    """Text queries to token requests, for any engine with `meta`, `tokenizer` and `healer`
+    (the local and the remote engine both mix this in): the one place the server's queries
+    meet the model family's modes and special tokens."""
+
+    meta: ModelMetadata
+    tokenizer: EngineTokenizer
+    healer: TokenHealer
+
+    @property
+    def can_summarize(self) -> bool:
+        return self.meta.can_summarize
+
+    def completion_mode(self, setting: str) -> Mode:
+        """The mode a completion runs in, for the `completionMode` setting."""
+        return choose_mode(setting, self.meta.family)
+
+    def completion_request(self, query: CompletionQuery) -> GenerationRequest:
+        return completion_request(query, self.meta, self.tokenizer, self.healer)
+
+    def summary_request(self, query: SummaryQuery) -> GenerationRequest:
+        return summary_request(query, self.meta, self.tokenizer)
 
 
 class RequestFormatError(ValueError):
@@ -69,8 +135,10 @@ def stop_rule_to_json(rule: Any) -> dict[str, Any] | None:
     if rule is None:
         return None
     if not isinstance(rule, StopRule):
-        raise RequestFormatError(f"stop rule {rule!r} cannot be sent to a remote engine "
-                                 "(use prompts.line_stop_rule or block_stop_rule)")
+        raise RequestFormatError(
+            f"stop rule {rule!r} cannot be sent to a remote engine "
+            "(use prompts.line_stop_rule or block_stop_rule)"
+        )
     return {"kind": rule.kind, "base_indent": rule.base_indent}
 
 
@@ -78,8 +146,9 @@ def stop_rule_from_json(data: Any) -> StopRule | None:
     if data is None:
         return None
     if not isinstance(data, dict) or data.get("kind") not in ("line", "block"):
-        raise RequestFormatError(f"stop_rule: expected {{'kind': 'line'|'block', "
-                                 f"'base_indent': int}}, got {data!r}")
+        raise RequestFormatError(
+            f"stop_rule: expected {{'kind': 'line'|'block', 'base_indent': int}}, got {data!r}"
+        )
     indent = data.get("base_indent", 0)
     if not isinstance(indent, int) or isinstance(indent, bool):
         raise RequestFormatError(f"stop_rule.base_indent: expected an integer, got {indent!r}")
@@ -163,6 +232,7 @@ def _like_default(f: dataclasses.Field, value: Any) -> Any:
 def _check_request(request: GenerationRequest) -> None:
     """Types of the fields that reach ctranslate2: a bad one must be a clear 400, not a
     crash on the engine thread."""
+
     def token_list(name: str, value: Any, optional: bool = False) -> None:
         if value is None and optional:
             return
@@ -172,7 +242,8 @@ def _check_request(request: GenerationRequest) -> None:
     token_list("encoder_tokens", request.encoder_tokens, optional=True)
     token_list("decoder_prefix", request.decoder_prefix)
     if not isinstance(request.end_tokens, tuple) or not all(
-            isinstance(t, str) for t in request.end_tokens):
+        isinstance(t, str) for t in request.end_tokens
+    ):
         raise RequestFormatError("end_tokens: expected a list of token strings")
     for name in ("max_new_tokens", "priority"):
         value = getattr(request, name)

@@ -2,8 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from enum import IntEnum
+from typing import Literal
+
+
+class Priority(IntEnum):
+    """Where a request queues: lower runs first (`GenerationRequest.priority` holds one; an
+    IntEnum is an int, so requests travel to a team server as plain numbers).
+
+    Requests at BACKGROUND or above are background work: a more urgent request arriving while
+    one runs stops it (within one decoding step) and it is queued again, so completions and
+    hovers never wait for a background summary or a speculation to finish.
+    """
+
+    COMPLETION = 0  # a completion the editor waits for (and a speculation it now waits for)
+    HOVER = 5  # an interactive hover summary
+    BACKGROUND = 10  # prefetched summaries, speculation of the next line
+
+    @classmethod
+    def is_background(cls, priority: int) -> bool:
+        return priority >= cls.BACKGROUND
+
 
 Mode = Literal["decoder", "seq2seq", "infill", "summary", "causal"]
 StopReason = Literal["eos", "stop_rule", "length", "cancelled", "empty"]
@@ -32,15 +53,9 @@ class GenerationRequest:
     max_new_tokens: int
     stop_rule: Callable[[str], bool] | None = None
     end_tokens: tuple[str, ...] = ()
-    priority: int = 0  # lower runs first: completions 0, hovers 5, background summaries 10
+    priority: int = Priority.COMPLETION  # lower runs first (Priority)
     heal_tokens: tuple[str, ...] = ()
     alternatives: int = 1
-
-
-# Requests at this priority or above are background work: a more urgent request arriving while
-# one runs stops it (within one decoding step) and it is queued again, so completions and
-# hovers never wait for a background summary to finish.
-BACKGROUND_PRIORITY = 10
 
 
 @dataclass

@@ -93,7 +93,7 @@ class TokenHealer:
             count = 1
         removed = ""
         taken = 0
-        for token in reversed(tokens[len(tokens) - count:]):
+        for token in reversed(tokens[len(tokens) - count :]):
             if not self._backoffable(token) or len(removed) + len(token) > MAX_BACKOFF_CHARS:
                 break
             removed = token + removed
@@ -107,7 +107,7 @@ class TokenHealer:
 
     def _unstable_tail(self, tokens: list[str]) -> int:
         """How many trailing tokens some probe continuation tokenizes differently."""
-        tail = tokens[-(MAX_BACKOFF_TOKENS + 3):]
+        tail = tokens[-(MAX_BACKOFF_TOKENS + 3) :]
         text = self._text(tail)
         if text is None or self._tokenizer.tokens(text) != tail:
             return 0  # the tail does not re-tokenize alone: no safe judgement, plain rule
@@ -201,8 +201,11 @@ def covers(generated: str, removed: str) -> bool:
 
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's byte <-> printable character table (what byte-level BPE token strings use)."""
-    bs = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-          + list(range(ord("®"), ord("ÿ") + 1)))
+    bs = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
     cs = bs[:]
     n = 0
     for b in range(256):

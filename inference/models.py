@@ -18,11 +18,12 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
+
+from codet5_lsp.inference.atomic import atomic_folder
 
 METADATA_FILE = "codet5_lsp.json"
 TOKENIZER_FILE = "tokenizer.json"
@@ -47,7 +48,7 @@ class ModelMetadata:
     revision: str | None = None
     # T5 only: a target prefix can go through the decoder in one exact pass, thanks to the
     # decoder self-attention rewrite, or (native_prefix) because the ctranslate2 build that
-    # converted it runs T5 prefixes exactly by itself (engine.native_t5_prefix_is_exact).
+    # converted it runs T5 prefixes exactly by itself (prefix_probe.native_t5_prefix_is_exact).
     parallel_prefix: bool = False
     native_prefix: bool = False
     bos_token: str | None = "<s>"
@@ -56,6 +57,23 @@ class ModelMetadata:
     sentinel_token: str | None = "<extra_id_0>"
     next_sentinel_token: str | None = "<extra_id_1>"
     conversion_format: int = CONVERSION_FORMAT
+
+    @property
+    def family_description(self) -> str:
+        """The family in words, for `codet5-lsp doctor`."""
+        if self.family == "codegen":
+            return (
+                "codegen, decoder only (for codet5p-2b/6b/16b: the CodeGen-mono decoder; "
+                "CodeT5+ training froze it except the cross-attention, which decoder-only "
+                "use drops)"
+            )
+        return "t5, encoder-decoder"
+
+    @property
+    def can_summarize(self) -> bool:
+        """Whether this model writes summaries (an encoder-decoder one: CodeGen decoders
+        only continue code)."""
+        return self.family == "t5"
 
     def save(self, folder: Path) -> None:
         (folder / METADATA_FILE).write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -115,19 +133,28 @@ def check_runtime(device: str, compute_type: str) -> tuple[str, str]:
     type the device cannot run, would otherwise be found only when loading, after a
     conversion that then sits unused in the cache.
     """
-    from codet5_lsp.inference.engine import (cuda_device_count, default_compute_type,
-                                             resolve_device, supported_compute_types)
+    # Here, not at the top: ctranslate2 loads on first use (the server answers first).
+    from codet5_lsp.inference.devices import (
+        cuda_device_count,
+        default_compute_type,
+        resolve_device,
+        supported_compute_types,
+    )
 
     resolved = resolve_device(device)
     if resolved == "cuda" and cuda_device_count() == 0:
-        raise ModelError("--device cuda: ctranslate2 sees no CUDA GPU here (no GPU, or a driver "
-                         "older than its CUDA runtime); use --device cpu or --device auto")
+        raise ModelError(
+            "--device cuda: ctranslate2 sees no CUDA GPU here (no GPU, or a driver "
+            "older than its CUDA runtime); use --device cpu or --device auto"
+        )
     compute = default_compute_type(resolved) if compute_type == "auto" else compute_type
     if compute != "default":
         supported = supported_compute_types(resolved)
         if supported and compute not in supported:
-            raise ModelError(f"--compute-type {compute}: not supported on {resolved} by this "
-                             f"ctranslate2 build (supported: {', '.join(sorted(supported))})")
+            raise ModelError(
+                f"--compute-type {compute}: not supported on {resolved} by this "
+                f"ctranslate2 build (supported: {', '.join(sorted(supported))})"
+            )
     return resolved, compute
 
 
@@ -137,8 +164,11 @@ def is_hub_id(spec: str) -> bool:
 
 def check_converted_folder(folder: Path) -> ModelFiles:
     """Validate a converted folder; a missing or partial one raises ModelError naming it."""
-    missing = [n for n in ("model.bin", "config.json", TOKENIZER_FILE, METADATA_FILE)
-               if not (folder / n).is_file()]
+    missing = [
+        n
+        for n in ("model.bin", "config.json", TOKENIZER_FILE, METADATA_FILE)
+        if not (folder / n).is_file()
+    ]
     if missing:
         raise ModelError(
             f"converted model folder {folder} is incomplete (missing {', '.join(missing)}); "
@@ -156,14 +186,16 @@ def cache_key(source: str, revision: str | None, quantization: str) -> str:
     # A patched ctranslate2 may carry the version of the release it patches: its conversions
     # differ (no T5 rewrite), so they get their own folder.
     native = "--native-prefix" if _native_prefix() else ""
-    return (f"{slug}--{rev}--{digest}--{quantization}--ct2-{ctranslate2_version()}"
-            f"--f{CONVERSION_FORMAT}{native}")
+    return (
+        f"{slug}--{rev}--{digest}--{quantization}--ct2-{ctranslate2_version()}"
+        f"--f{CONVERSION_FORMAT}{native}"
+    )
 
 
 def _native_prefix() -> bool:
-    from codet5_lsp.inference.engine import native_t5_prefix_is_exact
+    from codet5_lsp.inference import prefix_probe  # loads ctranslate2: only when needed
 
-    return native_t5_prefix_is_exact()
+    return prefix_probe.native_t5_prefix_is_exact()
 
 
 def local_checkpoint_revision(folder: Path) -> str:
@@ -200,8 +232,9 @@ def resolve_model(
             if _is_complete(target):
                 return check_converted_folder(target)
             log(f"converting {path} ({quantization}) into {target}")
-            files = convert_checkpoint(path, target, quantization=quantization,
-                                       source=str(path), revision=rev)
+            files = convert_checkpoint(
+                path, target, quantization=quantization, source=str(path), revision=rev
+            )
             return replace(files, fresh=True)
         raise ModelError(
             f"model folder {path} has neither a CTranslate2 model (model.bin) "
@@ -216,13 +249,15 @@ def resolve_model(
         return check_converted_folder(target)
     checkpoint = download_checkpoint(spec, revision=revision, offline=offline, log=log)
     log(f"converting {spec} ({quantization}) into {target}")
-    files = convert_checkpoint(checkpoint, target, quantization=quantization, source=spec,
-                               revision=revision)
+    files = convert_checkpoint(
+        checkpoint, target, quantization=quantization, source=spec, revision=revision
+    )
     return replace(files, fresh=True)
 
 
-def available_without_download(spec: str, *, quantization: str, revision: str | None = None,
-                               cache_dir: Path | None = None) -> bool:
+def available_without_download(
+    spec: str, *, quantization: str, revision: str | None = None, cache_dir: Path | None = None
+) -> bool:
     """Whether `spec` can be loaded without the network: a local folder, or a hub id already
     converted in the cache (what `doctor` checks before it tries a model it need not fetch)."""
     if Path(spec).expanduser().exists():
@@ -237,8 +272,9 @@ def _is_complete(folder: Path) -> bool:
     return (folder / METADATA_FILE).is_file() and (folder / "model.bin").is_file()
 
 
-def download_checkpoint(repo_id: str, *, revision: str | None, offline: bool,
-                        log: Callable[[str], None]) -> Path:
+def download_checkpoint(
+    repo_id: str, *, revision: str | None, offline: bool, log: Callable[[str], None]
+) -> Path:
     """Fetch a checkpoint from the hub (with huggingface_hub's progress bars).
 
     Failures become one ModelError in our words: the hub's own messages name its internals
@@ -249,51 +285,83 @@ def download_checkpoint(repo_id: str, *, revision: str | None, offline: bool,
     except ImportError as exc:  # pragma: no cover - huggingface_hub is a dependency
         raise ModelError("huggingface_hub is not installed") from exc
     patterns = ["*.json", "*.txt", "*.model", "*.safetensors", "*.py"]
-    offline = offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true",
-                                                                                  "yes", "on")
+    offline = offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+    )
     try:
         if not offline:
             log(f"downloading {repo_id} from the Hugging Face hub")
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=patterns,
-                                   local_files_only=offline)
+        folder = snapshot_download(
+            repo_id, revision=revision, allow_patterns=patterns, local_files_only=offline
+        )
         if not any(Path(folder).glob("*.safetensors")):
-            folder = snapshot_download(repo_id, revision=revision,
-                                       allow_patterns=patterns + ["*.bin"],
-                                       local_files_only=offline)
+            folder = snapshot_download(
+                repo_id,
+                revision=revision,
+                allow_patterns=patterns + ["*.bin"],
+                local_files_only=offline,
+            )
         return Path(folder)
     except Exception as exc:
         raise ModelError(_download_failure(repo_id, revision, offline, exc)) from exc
 
 
-def _download_failure(repo_id: str, revision: str | None, offline: bool,
-                      exc: Exception) -> str:
+def _download_failure(repo_id: str, revision: str | None, offline: bool, exc: Exception) -> str:
     name = type(exc).__name__
-    local = ("pass a local checkpoint folder or an already converted model folder instead")
+    local = "pass a local checkpoint folder or an already converted model folder instead"
     if offline:
-        return (f"{repo_id} is not converted yet and not in the local Hugging Face cache, and "
-                f"this run is offline (--offline or HF_HUB_OFFLINE=1); {local}")
+        return (
+            f"{repo_id} is not converted yet and not in the local Hugging Face cache, and "
+            f"this run is offline (--offline or HF_HUB_OFFLINE=1); {local}"
+        )
     if name in ("RepositoryNotFoundError", "GatedRepoError"):
         return f"{repo_id} is not a model on the Hugging Face hub (or it needs a login); {local}"
     if name == "RevisionNotFoundError":
         return f"{repo_id} has no revision {revision!r} on the Hugging Face hub"
-    if name in ("LocalEntryNotFoundError", "ConnectionError", "ConnectTimeout", "ReadTimeout",
-                "OfflineModeIsEnabled") or "connect" in str(exc).lower():
-        return (f"cannot download {repo_id}: the Hugging Face hub cannot be reached "
-                f"(offline?); {local}")
+    if (
+        name
+        in (
+            "LocalEntryNotFoundError",
+            "ConnectionError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "OfflineModeIsEnabled",
+        )
+        or "connect" in str(exc).lower()
+    ):
+        return (
+            f"cannot download {repo_id}: the Hugging Face hub cannot be reached (offline?); {local}"
+        )
     first_line = (str(exc).strip().splitlines() or [""])[0][:200]
     return f"cannot download {repo_id} ({name}: {first_line}); {local}"
 
 
-def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
-                       revision: str | None, parallel_prefix: bool = True) -> ModelFiles:
-    """Convert a Hugging Face folder into a complete, self-describing CTranslate2 folder.
+def convert_checkpoint(
+    src: Path,
+    dst: Path,
+    *,
+    quantization: str,
+    source: str,
+    revision: str | None,
+    parallel_prefix: bool = True,
+) -> ModelFiles:
+    """Convert a Hugging Face folder into a complete, self-describing CTranslate2 folder: the
+    one conversion entry point (`codet5-lsp convert`, `resolve_model`, tests).
 
-    Written into a temporary sibling and renamed at the end, so an interrupted conversion never
-    leaves a folder that looks complete.
+    Any supported layout (checkpoints.detect_checkpoint_kind): a CodeT5+ one is first rewritten
+    into a standard folder (`checkpoints`), then converted (`conversion.convert_to_ctranslate2`),
+    and the tokenizer file and our metadata are added. Written into a temporary sibling and
+    renamed at the end (`atomic.atomic_folder`), so an interrupted conversion never leaves a
+    folder that looks complete (and `atomic.discard_unfinished_folders` removes its work at a
+    hard exit); an existing `dst` is replaced.
     """
     try:
-        from codet5_lsp.inference import checkpoints, conversion
         from transformers import AutoTokenizer
+
+        from codet5_lsp.inference import checkpoints, conversion
     except ImportError as exc:
         raise ModelError(
             "converting a Hugging Face checkpoint needs the 'convert' extra: "
@@ -311,63 +379,45 @@ def convert_checkpoint(src: Path, dst: Path, *, quantization: str, source: str,
     check_checkpoint_files(src)
     quant = None if quantization in ("none", "", None) else quantization
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".convert-", dir=dst.parent))
-    _CONVERSIONS_IN_PROGRESS.add(work)
     try:
-        model_dir = work / "model"
-        if kind in ("t5", "codet5p_bimodal"):
+        with atomic_folder(dst, overwrite=True) as work:
+            model_dir = work.folder
             hf_dir = src
-            if kind == "codet5p_bimodal":
-                hf_dir = work / "t5"
-                checkpoints.bimodal_to_t5(src, hf_dir)
-            native = parallel_prefix and _native_prefix()
-            conversion.convert_t5_checkpoint(hf_dir, model_dir, quant,
-                                             parallel_prefix=parallel_prefix and not native)
-            family: Family = "t5"
-            tok_src = hf_dir
-        else:
-            hf_dir = src
-            if kind == "codet5p_encoder_decoder":
-                hf_dir = work / "codegen"
-                checkpoints.extract_codegen_decoder(src, hf_dir)
-            _convert_causal_lm(hf_dir, model_dir, quant)
-            family = "codegen"
-            tok_src = hf_dir
-            parallel_prefix = False
-            native = False
-        tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
-        backend = getattr(tokenizer, "backend_tokenizer", None)
-        if backend is None:
-            raise ModelError(f"{src} has no fast tokenizer that can be saved as tokenizer.json")
-        backend.save(str(model_dir / TOKENIZER_FILE))
-        meta = _metadata_for(family, tokenizer, source=source, revision=revision,
-                             quantization=quantization or "none",
-                             parallel_prefix=parallel_prefix and family == "t5",
-                             native_prefix=native)
-        meta.save(model_dir)
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(model_dir, dst)
+            if kind in ("t5", "codet5p_bimodal"):
+                if kind == "codet5p_bimodal":
+                    hf_dir = work.scratch / "t5"
+                    checkpoints.bimodal_to_t5(src, hf_dir)
+                native = parallel_prefix and _native_prefix()
+                family: Family = "t5"
+            else:
+                if kind == "codet5p_encoder_decoder":
+                    hf_dir = work.scratch / "codegen"
+                    checkpoints.extract_codegen_decoder(src, hf_dir)
+                family = "codegen"
+                parallel_prefix = native = False
+            conversion.convert_to_ctranslate2(
+                hf_dir, model_dir, quant, parallel_prefix=parallel_prefix and not native, force=True
+            )
+            tokenizer = AutoTokenizer.from_pretrained(str(hf_dir))
+            backend = getattr(tokenizer, "backend_tokenizer", None)
+            if backend is None:
+                raise ModelError(f"{src} has no fast tokenizer that can be saved as tokenizer.json")
+            backend.save(str(model_dir / TOKENIZER_FILE))
+            meta = _metadata_for(
+                family,
+                tokenizer,
+                source=source,
+                revision=revision,
+                quantization=quantization or "none",
+                parallel_prefix=parallel_prefix and family == "t5",
+                native_prefix=native,
+            )
+            meta.save(model_dir)
     except ModelError:
         raise
     except Exception as exc:
         raise ModelError(f"conversion of {src} failed: {type(exc).__name__}: {exc}") from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-        _CONVERSIONS_IN_PROGRESS.discard(work)
     return check_converted_folder(dst)
-
-
-# Work folders of conversions running now; a process that must stop at once (Ctrl-C, SIGTERM)
-# removes them with `discard_conversions_in_progress`, so an interrupted attempt leaves
-# nothing in the cache either.
-_CONVERSIONS_IN_PROGRESS: set[Path] = set()
-
-
-def discard_conversions_in_progress() -> None:
-    for work in list(_CONVERSIONS_IN_PROGRESS):
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def check_checkpoint_files(src: Path) -> None:
@@ -381,8 +431,10 @@ def check_checkpoint_files(src: Path) -> None:
         pair = ("vocab.json", "merges.txt")
         missing = [n for n in pair if n not in names]
         if missing:
-            raise ModelError(f"checkpoint folder {src} has no tokenizer: missing "
-                             f"{' and '.join(missing)} (or a tokenizer.json)")
+            raise ModelError(
+                f"checkpoint folder {src} has no tokenizer: missing "
+                f"{' and '.join(missing)} (or a tokenizer.json)"
+            )
     weights: list[Path] = []
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if index_name in names:
@@ -399,8 +451,9 @@ def check_checkpoint_files(src: Path) -> None:
     else:
         weights = [src / n for n in ("model.safetensors", "pytorch_model.bin") if n in names]
     if not weights:
-        raise ModelError(f"checkpoint folder {src} has no weights (model.safetensors or "
-                         "pytorch_model.bin)")
+        raise ModelError(
+            f"checkpoint folder {src} has no weights (model.safetensors or pytorch_model.bin)"
+        )
     for path in weights:
         problem = _weights_file_problem(path)
         if problem:
@@ -420,8 +473,10 @@ def _weights_file_problem(path: Path) -> str | None:
                 return f"is truncated ({size} bytes; its header alone needs {header_len + 8})"
             try:
                 header = json.loads(f.read(header_len))
-                end = max((int(v["data_offsets"][1]) for k, v in header.items()
-                           if k != "__metadata__"), default=0)
+                end = max(
+                    (int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"),
+                    default=0,
+                )
             except (ValueError, KeyError, TypeError, IndexError):
                 return "has a corrupt header"
         expected = 8 + header_len + end
@@ -441,22 +496,24 @@ def _weights_file_problem(path: Path) -> str | None:
 def _metadata_for(family: Family, tokenizer, **kw) -> ModelMetadata:
     if family == "codegen":
         eos = tokenizer.eos_token or "<|endoftext|>"
-        return ModelMetadata(family="codegen", ctranslate2_version=ctranslate2_version(),
-                             bos_token=None, eos_token=eos, pad_token=eos,
-                             sentinel_token=None, next_sentinel_token=None, **kw)
+        return ModelMetadata(
+            family="codegen",
+            ctranslate2_version=ctranslate2_version(),
+            bos_token=None,
+            eos_token=eos,
+            pad_token=eos,
+            sentinel_token=None,
+            next_sentinel_token=None,
+            **kw,
+        )
     vocab = tokenizer.get_vocab()
     return ModelMetadata(
-        family="t5", ctranslate2_version=ctranslate2_version(),
-        bos_token=tokenizer.bos_token or "<s>", eos_token=tokenizer.eos_token or "</s>",
+        family="t5",
+        ctranslate2_version=ctranslate2_version(),
+        bos_token=tokenizer.bos_token or "<s>",
+        eos_token=tokenizer.eos_token or "</s>",
         pad_token=tokenizer.pad_token or "<pad>",
         sentinel_token="<extra_id_0>" if "<extra_id_0>" in vocab else None,
         next_sentinel_token="<extra_id_1>" if "<extra_id_1>" in vocab else None,
         **kw,
     )
-
-
-def _convert_causal_lm(src: Path, dst: Path, quantization: str | None) -> None:
-    """CodeGen (and other decoder-only) checkpoints go through ctranslate2's own loader."""
-    from codet5_lsp.inference.checkpoints import convert_to_ctranslate2
-
-    convert_to_ctranslate2(src, dst, quantization=quantization, force=True)

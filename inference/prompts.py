@@ -17,11 +17,21 @@ released vocabulary; `<s></s>` (ids [1, 2]) is what the labmodel was trained wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Literal, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal, Protocol
 
-from codet5_lsp.inference.generation import GenerationRequest, Mode
+from codet5_lsp.inference.generation import GenerationRequest, Mode, Priority
 from codet5_lsp.inference.healing import TokenHealer
+
+if TYPE_CHECKING:
+    from codet5_lsp.inference.models import ModelMetadata
+
+# Line completions of T5 models come from the decoder-only mode (design card; it is also the
+# mode the labmodel and CodeT5+'s CLM pre-training teach). With the parallel-prefix rewrite
+# (docs/ctranslate2-t5-prefix/) it is exact and runs the context in one pass; see
+# docs/performance.md for the measured speed and quality of all modes.
+DEFAULT_T5_MODE: Mode = "decoder"
 
 
 class Tokenizes(Protocol):
@@ -73,28 +83,132 @@ def build_completion_request(
     if healer is not None:
         plan = healer.plan(code)
         if plan.removed:
-            heal = tuple(code[len(plan.kept):])
+            heal = tuple(code[len(plan.kept) :])
             code = plan.kept
             max_new_tokens += len(heal)
-    extra = dict(heal_tokens=heal, alternatives=max(1, alternatives))
+    n = max(1, alternatives)
     bos_list = [bos] if bos else []
     if mode == "decoder":
-        return GenerationRequest("decoder", marker_tokens(decoder_marker, tokenizer), code,
-                                 max_new_tokens, stop_rule, **extra)
+        return GenerationRequest(
+            "decoder",
+            marker_tokens(decoder_marker, tokenizer),
+            code,
+            max_new_tokens,
+            stop_rule,
+            heal_tokens=heal,
+            alternatives=n,
+        )
     if mode == "seq2seq":
-        return GenerationRequest("seq2seq", bos_list + code + [eos], [], max_new_tokens,
-                                 stop_rule, **extra)
+        return GenerationRequest(
+            "seq2seq",
+            bos_list + code + [eos],
+            [],
+            max_new_tokens,
+            stop_rule,
+            heal_tokens=heal,
+            alternatives=n,
+        )
     if mode == "infill":
         if sentinel is None:
             raise ValueError("infill mode needs a sentinel token (<extra_id_0>) in the vocabulary")
         after = keep_first(tokenizer.tokens(suffix), max_suffix_tokens)
         ends = (next_sentinel,) if next_sentinel else ()
-        return GenerationRequest("infill", bos_list + code + [sentinel] + after + [eos],
-                                 [sentinel], max_new_tokens, stop_rule, end_tokens=ends,
-                                 **extra)
+        return GenerationRequest(
+            "infill",
+            bos_list + code + [sentinel] + after + [eos],
+            [sentinel],
+            max_new_tokens,
+            stop_rule,
+            end_tokens=ends,
+            heal_tokens=heal,
+            alternatives=n,
+        )
     if mode == "causal":
-        return GenerationRequest("causal", None, code, max_new_tokens, stop_rule, **extra)
+        return GenerationRequest(
+            "causal", None, code, max_new_tokens, stop_rule, heal_tokens=heal, alternatives=n
+        )
     raise ValueError(f"unknown completion mode {mode!r}")
+
+
+def choose_mode(setting: str, family: str) -> Mode:
+    """The completion mode actually served for a model family (`setting`: the
+    `completionMode` setting, "auto" or a mode name)."""
+    if family == "codegen":
+        return "causal"  # the CodeGen decoder of codet5p-2b/6b/16b, through ctranslate2.Generator
+    if setting == "auto":
+        return DEFAULT_T5_MODE
+    return setting  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class CompletionQuery:
+    """What the server asks for at a cursor, in text: the engine makes tokens of it
+    (`completion_request`), with the special tokens and mode of its own model family.
+
+    - `mode_setting`: "auto" or a mode name (the `completionMode` setting).
+    - `heal`: back off the prompt's trailing partial token (inference/healing.py).
+    - `decoder_marker`: the encoder input of the decoder-only mode (T5 models).
+    """
+
+    prefix: str
+    suffix: str
+    max_prefix_tokens: int
+    max_suffix_tokens: int
+    max_new_tokens: int
+    mode_setting: str = "auto"
+    stop_rule: StopRule | None = None
+    heal: bool = False
+    alternatives: int = 1
+    decoder_marker: str = "<s></s>"
+
+
+@dataclass(frozen=True)
+class SummaryQuery:
+    """A function's source (docstring removed) to summarize, and where it queues."""
+
+    source: str
+    max_source_tokens: int
+    max_new_tokens: int
+    priority: int = Priority.HOVER
+
+
+def completion_request(
+    query: CompletionQuery, meta: "ModelMetadata", tokenizer: Tokenizes, healer: TokenHealer | None
+) -> GenerationRequest:
+    """The request for `query` to a model described by `meta` (its family's mode and special
+    tokens); `healer` is used when the query asks for healing."""
+    return build_completion_request(
+        choose_mode(query.mode_setting, meta.family),
+        query.prefix,
+        query.suffix,
+        tokenizer,
+        max_prefix_tokens=query.max_prefix_tokens,
+        max_suffix_tokens=query.max_suffix_tokens,
+        max_new_tokens=query.max_new_tokens,
+        bos=meta.bos_token,
+        eos=meta.eos_token,
+        sentinel=meta.sentinel_token,
+        next_sentinel=meta.next_sentinel_token,
+        decoder_marker=query.decoder_marker,
+        stop_rule=query.stop_rule,
+        healer=healer if query.heal else None,
+        alternatives=query.alternatives,
+    )
+
+
+def summary_request(
+    query: SummaryQuery, meta: "ModelMetadata", tokenizer: Tokenizes
+) -> GenerationRequest:
+    """The summary request for `query` with the special tokens of `meta`'s family."""
+    request = build_summary_request(
+        query.source,
+        tokenizer,
+        max_source_tokens=query.max_source_tokens,
+        max_new_tokens=query.max_new_tokens,
+        bos=meta.bos_token,
+        eos=meta.eos_token,
+    )
+    return replace(request, priority=query.priority)
 
 
 def build_summary_request(
@@ -109,8 +223,14 @@ def build_summary_request(
     """Summary of a function: its source (docstring removed by the caller) to the encoder."""
     body = keep_first(tokenizer.tokens(source), max_source_tokens - 2)
     bos_list = [bos] if bos else []
-    return GenerationRequest("summary", bos_list + body + [eos], [], max_new_tokens,
-                             stop_rule=None, priority=10)
+    return GenerationRequest(
+        "summary",
+        bos_list + body + [eos],
+        [],
+        max_new_tokens,
+        stop_rule=None,
+        priority=Priority.BACKGROUND,
+    )
 
 
 @dataclass(frozen=True)

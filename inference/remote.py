@@ -33,16 +33,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from codet5_lsp.inference.atomic import atomic_write_text
 from codet5_lsp.inference.engine_api import (
+    EngineRequests,
     metadata_from_json,
     request_to_json,
     result_from_json,
 )
-from codet5_lsp.inference.generation import (
-    BACKGROUND_PRIORITY,
-    GenerationRequest,
-    GenerationResult,
-)
+from codet5_lsp.inference.generation import GenerationRequest, GenerationResult, Priority
 from codet5_lsp.inference.tokenizer import CodeTokenizer
 
 log = logging.getLogger(__name__)
@@ -92,8 +90,10 @@ def plain_http_warning(url: str, token: str | None) -> str | None:
     loopback); None when that is not the case."""
     parts = urlsplit(url)
     if token and parts.scheme == "http" and not is_loopback(parts.hostname or ""):
-        return (f"the backend token is sent unencrypted over plain http to {parts.hostname}; "
-                "use https (a TLS reverse proxy, docs/team.md)")
+        return (
+            f"the backend token is sent unencrypted over plain http to {parts.hostname}; "
+            "use https (a TLS reverse proxy, docs/team.md)"
+        )
     return None
 
 
@@ -114,8 +114,9 @@ class BackendEndpoint:
 
     def connection(self) -> http.client.HTTPConnection:
         if self._ssl is not None:
-            return http.client.HTTPSConnection(self.host, self.port, context=self._ssl,
-                                               timeout=self.connect_timeout_s)
+            return http.client.HTTPSConnection(
+                self.host, self.port, context=self._ssl, timeout=self.connect_timeout_s
+            )
         return http.client.HTTPConnection(self.host, self.port, timeout=self.connect_timeout_s)
 
     def headers(self, auth: bool = True) -> dict[str, str]:
@@ -151,7 +152,8 @@ def _decode(url: str, status: int, body: bytes) -> Any:
     if status == 401:
         raise BackendRefusedToken(
             f"backend {url} refused the token (401): set backendTokenFile or "
-            f"${TOKEN_ENV} to a token from the team server's tokens file")
+            f"${TOKEN_ENV} to a token from the team server's tokens file"
+        )
     if status >= 500 or status in (404, 408, 429):
         raise BackendUnavailable(f"backend {url} answered HTTP {status}: {_error_text(body)}")
     if status != 200:
@@ -178,10 +180,7 @@ def _tokenizer_from_text(text: str, cache_dir: Path | None) -> CodeTokenizer:
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
     path = folder / f"{digest}.json"
     if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, text)
     return CodeTokenizer(path)
 
 
@@ -192,14 +191,22 @@ class _Model:
         self.folder = f"{url} ({info.get('description', '')})"
 
 
-class RemoteEngine:
+class RemoteEngine(EngineRequests):
     """A model served by a team server, behind the local engine's interface."""
 
-    def __init__(self, url: str, token: str | None, *, role: str = "completion",
-                 on_state: Callable[[str, str], None] | None = None,
-                 retry_s: float = 1.0, read_timeout_s: float = 60.0,
-                 tokenizer_cache: Path | None = None, workers: int = 4,
-                 time_budget_s: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        role: str = "completion",
+        on_state: Callable[[str, str], None] | None = None,
+        retry_s: float = 1.0,
+        read_timeout_s: float = 60.0,
+        tokenizer_cache: Path | None = None,
+        workers: int = 4,
+        time_budget_s: Callable[[], float] | None = None,
+    ):
         if role not in ROUTES:
             raise ValueError(f"role must be one of {', '.join(ROUTES)}")
         self.endpoint = BackendEndpoint(url, token)
@@ -215,8 +222,9 @@ class RemoteEngine:
             self.device = str(info["device"])
             self.compute_type = str(info["compute_type"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise BackendError(f"backend {self.url} sent an unusable model description: "
-                               f"{exc}") from None
+            raise BackendError(
+                f"backend {self.url} sent an unusable model description: {exc}"
+            ) from None
         # Prompts are healed here, as beside a local engine (the same tokenizer, the same
         # plan); the server reproduces the healed text.
         from codet5_lsp.inference.healing import TokenHealer
@@ -233,13 +241,15 @@ class RemoteEngine:
         self._slow_reported = False
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="codet5-remote")
         self._lock = threading.Condition()
-        self._in_flight: dict[int, tuple[threading.Event, http.client.HTTPConnection,
-                                         float, list[bool]]] = {}
+        self._in_flight: dict[
+            int, tuple[threading.Event, http.client.HTTPConnection, float, list[bool]]
+        ] = {}
         self._urgent = 0
         self._healthy = True
         self._closed = False
-        self._watcher = threading.Thread(target=self._watch_cancels, daemon=True,
-                                         name="codet5-remote-cancel")
+        self._watcher = threading.Thread(
+            target=self._watch_cancels, daemon=True, name="codet5-remote-cancel"
+        )
         self._watcher.start()
         self._poller: threading.Thread | None = None
 
@@ -258,13 +268,12 @@ class RemoteEngine:
     def healthy(self) -> bool:
         return self._healthy
 
-    def submit(self, request: GenerationRequest,
-               cancel: threading.Event | None = None) -> Future:
+    def submit(self, request: GenerationRequest, cancel: threading.Event | None = None) -> Future:
         if self._closed:
             raise BackendError("engine is closed")
         future: Future = Future()
         cancel = cancel or threading.Event()
-        urgent = request.priority < BACKGROUND_PRIORITY
+        urgent = not Priority.is_background(request.priority)
         if urgent:
             with self._lock:
                 self._urgent += 1
@@ -286,8 +295,9 @@ class RemoteEngine:
         self._pool.submit(run)
         return future
 
-    def generate(self, request: GenerationRequest,
-                 cancel: threading.Event | None = None) -> GenerationResult:
+    def generate(
+        self, request: GenerationRequest, cancel: threading.Event | None = None
+    ) -> GenerationResult:
         return self.submit(request, cancel).result()
 
     def close(self) -> None:
@@ -310,8 +320,7 @@ class RemoteEngine:
         key = id(conn)
         budget = self._time_budget_s() if self._time_budget_s is not None else None
         # Answer a little before the editor gives up, so the reason reaches it.
-        deadline = (time.monotonic() + max(0.2, budget * 0.9 - 0.05) if budget
-                    else float("inf"))
+        deadline = time.monotonic() + max(0.2, budget * 0.9 - 0.05) if budget else float("inf")
         timed_out = [False]
         with self._lock:
             self._in_flight[key] = (cancel, conn, deadline, timed_out)
@@ -321,8 +330,12 @@ class RemoteEngine:
             conn.sock.settimeout(self._read_timeout_s)
             if cancel.is_set():
                 return cancelled
-            conn.request("POST", self.endpoint.base + ROUTES[self.role], body=body,
-                         headers={**self.endpoint.headers(), "Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                self.endpoint.base + ROUTES[self.role],
+                body=body,
+                headers={**self.endpoint.headers(), "Content-Type": "application/json"},
+            )
             response = conn.getresponse()
             payload = response.read()
             status = response.status
@@ -331,8 +344,9 @@ class RemoteEngine:
                 return cancelled
             if timed_out[0]:
                 return self._slow(budget or 0.0)
-            return self._failed(BackendUnavailable(
-                f"backend {self.url} is unreachable: {_why(exc)}"))
+            return self._failed(
+                BackendUnavailable(f"backend {self.url} is unreachable: {_why(exc)}")
+            )
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)
@@ -357,8 +371,10 @@ class RemoteEngine:
         if self._slow_reported:
             return GenerationResult([], "", "empty", 0.0)
         self._slow_reported = True
-        message = (f"backend {self.url} did not answer within {budget_s * 1000:.0f} ms "
-                   "(requestTimeoutMs): no suggestions while it is this slow")
+        message = (
+            f"backend {self.url} did not answer within {budget_s * 1000:.0f} ms "
+            "(requestTimeoutMs): no suggestions while it is this slow"
+        )
         log.warning("%s", message)
         raise BackendUnavailable(message)
 
@@ -399,10 +415,10 @@ class RemoteEngine:
     def _set_unhealthy(self, message: str) -> bool:
         with self._lock:
             first, self._healthy = self._healthy, False
-            if first and not self._closed and (self._poller is None
-                                               or not self._poller.is_alive()):
-                self._poller = threading.Thread(target=self._poll_until_healthy, daemon=True,
-                                                name="codet5-remote-health")
+            if first and not self._closed and (self._poller is None or not self._poller.is_alive()):
+                self._poller = threading.Thread(
+                    target=self._poll_until_healthy, daemon=True, name="codet5-remote-health"
+                )
                 self._poller.start()
         if first:
             log.error("%s", message)
@@ -423,26 +439,39 @@ class RemoteEngine:
                 if self._healthy or self._closed:
                     return
             try:
-                self.endpoint.get_json(f"/v1/model?role={self.role}&tokenizer=0",
-                                       timeout_s=max(2.0, self._retry_s * 3))
+                self.endpoint.get_json(
+                    f"/v1/model?role={self.role}&tokenizer=0", timeout_s=max(2.0, self._retry_s * 3)
+                )
             except BackendError:
                 continue
             self._set_healthy()
             return
 
 
-def connect(url: str, token_file: str | None, *, role: str,
-            on_state: Callable[[str, str], None], closed: Callable[[], bool],
-            retry_s: float = 1.0,
-            time_budget_s: Callable[[], float] | None = None) -> RemoteEngine:
+def connect(
+    url: str,
+    token_file: str | None,
+    *,
+    role: str,
+    on_state: Callable[[str, str], None],
+    closed: Callable[[], bool],
+    retry_s: float = 1.0,
+    time_budget_s: Callable[[], float] | None = None,
+) -> RemoteEngine:
     """A RemoteEngine for `url`, waiting for the backend while it is down (reported once
     through `on_state("error", ...)`); a refused token or bad settings raise at once."""
     token = read_token(token_file)
     reported = False
     while True:
         try:
-            return RemoteEngine(url, token, role=role, on_state=on_state, retry_s=retry_s,
-                                time_budget_s=time_budget_s)
+            return RemoteEngine(
+                url,
+                token,
+                role=role,
+                on_state=on_state,
+                retry_s=retry_s,
+                time_budget_s=time_budget_s,
+            )
         except BackendUnavailable as exc:
             if not reported:
                 log.error("%s", exc)

@@ -52,12 +52,16 @@ import torch
 from ctranslate2.specs import attention_spec, model_spec, transformer_spec
 
 
-def t5_decoder_buckets(distances: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
-    """T5's unidirectional (decoder) bucket of each distance ``i - j >= 0``, as Hugging Face does it."""
+def t5_decoder_buckets(
+    distances: torch.Tensor, num_buckets: int, max_distance: int
+) -> torch.Tensor:
+    """T5's unidirectional (decoder) bucket of each distance ``i - j >= 0``, as Hugging Face
+    does it."""
     max_exact = num_buckets // 2
     n = distances.to(torch.long).clamp(min=0)
     large = max_exact + (
-        torch.log(n.float() / max_exact) / math.log(max_distance / max_exact)
+        torch.log(n.float() / max_exact)
+        / math.log(max_distance / max_exact)
         * (num_buckets - max_exact)
     ).to(torch.long)
     large = torch.minimum(large, torch.full_like(large, num_buckets - 1))
@@ -83,7 +87,9 @@ def _widen_heads(rows: torch.Tensor, num_heads: int, d_kv: int) -> torch.Tensor:
     """Insert ``num_heads`` zero rows after each head's ``d_kv`` rows (dim 0 is head-major)."""
     per_head = rows.reshape(num_heads, d_kv, *rows.shape[1:])
     extra = torch.zeros(num_heads, num_heads, *rows.shape[1:], dtype=rows.dtype)
-    return torch.cat([per_head, extra], dim=1).reshape(num_heads * (d_kv + num_heads), *rows.shape[1:])
+    return torch.cat([per_head, extra], dim=1).reshape(
+        num_heads * (d_kv + num_heads), *rows.shape[1:]
+    )
 
 
 def _as_tensor(value) -> torch.Tensor:
@@ -96,25 +102,31 @@ def _as_tensor(value) -> torch.Tensor:
     return torch.as_tensor(value).detach()
 
 
-def rewrite_self_attention(old: attention_spec.MultiHeadAttentionSpec, table: torch.Tensor,
-                           num_heads: int) -> attention_spec.MultiHeadAttentionSpec:
+def rewrite_self_attention(
+    old: attention_spec.MultiHeadAttentionSpec, table: torch.Tensor, num_heads: int
+) -> attention_spec.MultiHeadAttentionSpec:
     """A decoder self-attention spec computing the same function with ``relative_position_keys``."""
     qkv = _as_tensor(old.linear[0].weight)
     out = _as_tensor(old.linear[1].weight)
-    if not (isinstance(getattr(old.linear[0], "bias", None), str)
-            and isinstance(getattr(old.linear[1], "bias", None), str)):
+    if not (
+        isinstance(getattr(old.linear[0], "bias", None), str)
+        and isinstance(getattr(old.linear[1], "bias", None), str)
+    ):
         raise ValueError("T5 attention projections are expected to have no bias")
     d_kv = qkv.shape[0] // (3 * num_heads)
     head_dim = d_kv + num_heads
     q, k, v = qkv.split(num_heads * d_kv)
     weight = torch.cat([_widen_heads(w, num_heads, d_kv) for w in (q, k, v)])
-    q_bias = torch.cat([torch.zeros(num_heads, d_kv, dtype=qkv.dtype),
-                        torch.eye(num_heads, dtype=qkv.dtype)], dim=1).reshape(-1)
+    q_bias = torch.cat(
+        [torch.zeros(num_heads, d_kv, dtype=qkv.dtype), torch.eye(num_heads, dtype=qkv.dtype)],
+        dim=1,
+    ).reshape(-1)
     bias = torch.cat([q_bias, torch.zeros(2 * num_heads * head_dim, dtype=qkv.dtype)])
     out_weight = _widen_heads(out.t(), num_heads, d_kv).t().contiguous()
 
     new = attention_spec.MultiHeadAttentionSpec(
-        self_attention=True, relative_position=True, head_dim=head_dim)
+        self_attention=True, relative_position=True, head_dim=head_dim
+    )
     new.layer_norm = old.layer_norm
     new.linear[0].weight = weight
     new.linear[0].bias = bias
@@ -134,7 +146,9 @@ def apply_parallel_prefix_fix(spec: transformer_spec.TransformerSpec) -> None:
     layers = decoder.layer
     first = layers[0].self_attention
     if not hasattr(first, "relative_attention_bias"):
-        raise ValueError("not a T5 decoder spec: layer 0 self-attention has no relative_attention_bias")
+        raise ValueError(
+            "not a T5 decoder spec: layer 0 self-attention has no relative_attention_bias"
+        )
     num_heads = int(decoder.num_heads)
     bias = _as_tensor(first.relative_attention_bias)
     max_distance = int(first.relative_attention_max_distance)

@@ -42,6 +42,10 @@ from pathlib import Path
 from typing import Any
 
 import ray
+from ray import serve
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
 from codet5_lsp.inference.engine_api import (
     RequestFormatError,
     metadata_to_json,
@@ -49,9 +53,6 @@ from codet5_lsp.inference.engine_api import (
     result_to_json,
 )
 from codet5_lsp.inference.generation import GenerationRequest, GenerationResult
-from ray import serve
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
 
 log = logging.getLogger("codet5_lsp.team")
 
@@ -89,15 +90,18 @@ def load_tokens(path: Path) -> dict[str, str]:
         if not sep or not name or not token:
             raise TokensFileError(f"{path}:{number}: expected name:token")
         if not re.fullmatch(r"[\w.@-]+", name):
-            raise TokensFileError(f"{path}:{number}: user name {name!r} may only use letters, "
-                                  "digits and . _ @ -")
+            raise TokensFileError(
+                f"{path}:{number}: user name {name!r} may only use letters, digits and . _ @ -"
+            )
         if len(token) < 16:
-            raise TokensFileError(f"{path}:{number}: the token of {name!r} is shorter than 16 "
-                                  "characters")
+            raise TokensFileError(
+                f"{path}:{number}: the token of {name!r} is shorter than 16 characters"
+            )
         digest = token_digest(token)
         if digest in digests:
-            raise TokensFileError(f"{path}:{number}: {name!r} has the same token as "
-                                  f"{digests[digest]!r}")
+            raise TokensFileError(
+                f"{path}:{number}: {name!r} has the same token as {digests[digest]!r}"
+            )
         digests[digest] = name
     if not digests:
         raise TokensFileError(f"tokens file {path} holds no name:token line")
@@ -181,11 +185,13 @@ class CodeT5Engine:
         loaded: dict[str, Any] = {}
         for role, folder in config.models.items():
             if folder not in loaded:
-                loaded[folder] = CompletionEngine(check_converted_folder(Path(folder)),
-                                                  device=config.device,
-                                                  compute_type=config.compute_type,
-                                                  intra_threads=config.intra_threads,
-                                                  max_batch=config.max_batch_size)
+                loaded[folder] = CompletionEngine(
+                    check_converted_folder(Path(folder)),
+                    device=config.device,
+                    compute_type=config.compute_type,
+                    intra_threads=config.intra_threads,
+                    max_batch=config.max_batch_size,
+                )
             self.engines[role] = loaded[folder]
         if "summary" not in self.engines:  # summaries with the completion model
             self.engines["summary"] = self.engines["completion"]
@@ -194,24 +200,33 @@ class CodeT5Engine:
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="codet5-gen")
         self._run_batch.set_max_batch_size(config.max_batch_size)  # type: ignore[attr-defined]
         self._run_batch.set_batch_wait_timeout_s(  # type: ignore[attr-defined]
-            config.batch_wait_timeout_s)
+            config.batch_wait_timeout_s
+        )
         from ray.serve import metrics
 
         self._requests = metrics.Counter(
-            "codet5_requests", description="requests per user, route and HTTP status",
-            tag_keys=("user", "route", "status"))  # type: ignore[arg-type]
+            "codet5_requests",
+            description="requests per user, route and HTTP status",
+            tag_keys=("user", "route", "status"),  # type: ignore[arg-type]
+        )
         self._tokens = metrics.Counter(
-            "codet5_generated_tokens", description="tokens generated per user",
-            tag_keys=("user",))
+            "codet5_generated_tokens", description="tokens generated per user", tag_keys=("user",)
+        )
         self._latency = metrics.Histogram(
-            "codet5_request_ms", description="time from request to result, per user",
-            boundaries=[10, 25, 50, 100, 250, 500, 1000, 2500, 5000], tag_keys=("user",))
+            "codet5_request_ms",
+            description="time from request to result, per user",
+            boundaries=[10, 25, 50, 100, 250, 500, 1000, 2500, 5000],
+            tag_keys=("user",),
+        )
         self._batch_sizes = metrics.Histogram(
-            "codet5_batch_size", description="requests per ctranslate2 call",
-            boundaries=[1, 2, 4, 8, 16, 32])
+            "codet5_batch_size",
+            description="requests per ctranslate2 call",
+            boundaries=[1, 2, 4, 8, 16, 32],
+        )
         _log_to_stderr()  # Ray forwards replicas' stderr to the team server's terminal
-        log.info("replica ready: %s", ", ".join(f"{r}={e.description}"
-                                               for r, e in self.engines.items()))
+        log.info(
+            "replica ready: %s", ", ".join(f"{r}={e.description}" for r, e in self.engines.items())
+        )
 
     # -- HTTP ------------------------------------------------------------------------------
 
@@ -222,8 +237,11 @@ class CodeT5Engine:
         user = self._authenticate(request)
         if user is None:
             self._count("-", path, 401)
-            return JSONResponse({"error": "missing or unknown token"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+            return JSONResponse(
+                {"error": "missing or unknown token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if path == "/v1/model" and request.method == "GET":
             return self._model_info(request, user)
         role = ROUTE_ROLES.get(path)
@@ -249,16 +267,23 @@ class CodeT5Engine:
     def _model_info(self, request: Request, user: str) -> Response:
         role = request.query_params.get("role", "completion")
         if role not in ROLES:
-            return JSONResponse({"error": f"role must be one of {', '.join(ROLES)}"},
-                                status_code=400)
+            return JSONResponse(
+                {"error": f"role must be one of {', '.join(ROLES)}"}, status_code=400
+            )
         engine = self.engines[role]
         info: dict[str, Any] = {
-            "role": role, "metadata": metadata_to_json(engine.meta), "device": engine.device,
-            "compute_type": engine.compute_type, "description": engine.description,
+            "role": role,
+            "metadata": metadata_to_json(engine.meta),
+            "device": engine.device,
+            "compute_type": engine.compute_type,
+            "description": engine.description,
             "limits": dataclasses.asdict(self.config.limits),
             "max_batch_size": self.config.max_batch_size,
-            "replica": {"pid": os.getpid(), "rss_mb": round(_rss_mb(), 1),
-                        "intra_threads": self.config.intra_threads},
+            "replica": {
+                "pid": os.getpid(),
+                "rss_mb": round(_rss_mb(), 1),
+                "intra_threads": self.config.intra_threads,
+            },
             "user": user,
         }
         if request.query_params.get("tokenizer", "1") != "0":
@@ -285,8 +310,10 @@ class CodeT5Engine:
         body = await self._read_body(request)
         if body is None:
             self._count(user, path, 413)
-            return JSONResponse({"error": f"body larger than "
-                                 f"{self.config.limits.max_body_bytes} bytes"}, status_code=413)
+            return JSONResponse(
+                {"error": f"body larger than {self.config.limits.max_body_bytes} bytes"},
+                status_code=413,
+            )
         try:
             payload = json.loads(body)
             if not isinstance(payload, dict):
@@ -298,8 +325,9 @@ class CodeT5Engine:
         stream = bool(payload.get("stream", False))
         job = _Job(role, gen_request, threading.Event(), user)
         if stream:
-            return StreamingResponse(self._stream(job, path, started),
-                                     media_type="application/x-ndjson")
+            return StreamingResponse(
+                self._stream(job, path, started), media_type="application/x-ndjson"
+            )
         try:
             result = _raised(await self._run_batch(job))
         except asyncio.CancelledError:
@@ -309,16 +337,22 @@ class CodeT5Engine:
         except Exception as exc:
             log.exception("user=%s %s failed", user, path)
             self._count(user, path, 500)
-            return JSONResponse({"error": f"generation failed: {type(exc).__name__}: {exc}"},
-                                status_code=500)
+            return JSONResponse(
+                {"error": f"generation failed: {type(exc).__name__}: {exc}"}, status_code=500
+            )
         self._finished(job, path, result, started)
         return JSONResponse(result_to_json(result))
 
     async def _stream(self, job: _Job, path: str, started: float):
         loop = asyncio.get_running_loop()
         texts: asyncio.Queue[str] = asyncio.Queue()
-        job.request = dataclasses.replace(job.request, stop_rule=_Streaming(
-            job.request.stop_rule, lambda text: loop.call_soon_threadsafe(texts.put_nowait, text)))
+        job.request = dataclasses.replace(
+            job.request,
+            stop_rule=_Streaming(
+                job.request.stop_rule,
+                lambda text: loop.call_soon_threadsafe(texts.put_nowait, text),
+            ),
+        )
         task = asyncio.ensure_future(self._run_batch(job))
         sent = ""
         try:
@@ -328,7 +362,7 @@ class CodeT5Engine:
                 if getter in done:
                     text = getter.result()
                     if text.startswith(sent) and len(text) > len(sent):
-                        yield json.dumps({"text": text[len(sent):]}) + "\n"
+                        yield json.dumps({"text": text[len(sent) :]}) + "\n"
                         sent = text
                     continue
                 getter.cancel()
@@ -353,8 +387,9 @@ class CodeT5Engine:
         limits = self.config.limits
         inputs = len(request.encoder_tokens or ()) + len(request.decoder_prefix)
         if inputs > limits.max_input_tokens:
-            raise RequestFormatError(f"{inputs} input tokens; this server takes at most "
-                                     f"{limits.max_input_tokens}")
+            raise RequestFormatError(
+                f"{inputs} input tokens; this server takes at most {limits.max_input_tokens}"
+            )
         if request.max_new_tokens > limits.max_new_tokens:
             request = dataclasses.replace(request, max_new_tokens=limits.max_new_tokens)
         return request
@@ -364,9 +399,16 @@ class CodeT5Engine:
         self._count(job.user, path, 200)
         self._tokens.inc(len(result.tokens), tags={"user": job.user})
         self._latency.observe(elapsed, tags={"user": job.user})
-        log.info("user=%s %s %s tokens=%d stop=%s batch=%s %.0f ms", job.user, path,
-                 job.request.mode, len(result.tokens), result.stop_reason,
-                 result.extra.get("batch_size", "-"), elapsed)
+        log.info(
+            "user=%s %s %s tokens=%d stop=%s batch=%s %.0f ms",
+            job.user,
+            path,
+            job.request.mode,
+            len(result.tokens),
+            result.stop_reason,
+            result.extra.get("batch_size", "-"),
+            elapsed,
+        )
 
     def _count(self, user: str, path: str, status: int) -> None:
         route = path if path in ROUTE_ROLES or path == "/v1/model" else "other"  # bounded labels
@@ -422,6 +464,7 @@ def _generate_alone(engine: Any, job: _Job) -> GenerationResult:
 
 # -- the command -------------------------------------------------------------------------------
 
+
 @dataclass
 class TeamServerOptions:
     model: str
@@ -446,19 +489,24 @@ class TeamServerOptions:
 
 
 def _resolve_folder(spec: str, compute_type: str, opts: TeamServerOptions) -> str:
-    from codet5_lsp.inference.models import resolve_model
+    from codet5_lsp.inference.models import resolve_model, storage_quantization
 
-    quantization = {"int8": "int8_float32", "default": "none"}.get(compute_type, compute_type)
-    files = resolve_model(spec, quantization=quantization, revision=opts.revision,
-                          cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
-                          offline=opts.offline, log=lambda m: print(m, file=sys.stderr))
+    files = resolve_model(
+        spec,
+        quantization=storage_quantization(compute_type),
+        revision=opts.revision,
+        cache_dir=Path(opts.cache_dir) if opts.cache_dir else None,
+        offline=opts.offline,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     return str(files.folder)
 
 
-def build_application(opts: TeamServerOptions, token_digests: dict[str, str],
-                      cluster: dict[str, float]):
+def build_application(
+    opts: TeamServerOptions, token_digests: dict[str, str], cluster: dict[str, float]
+):
     """The Serve application for `opts` on a cluster with `cluster` resources."""
-    from codet5_lsp.inference.engine import default_compute_type
+    from codet5_lsp.inference.devices import default_compute_type
 
     device = opts.device
     if device == "auto":
@@ -479,28 +527,42 @@ def build_application(opts: TeamServerOptions, token_digests: dict[str, str],
         cpus = opts.replica_cpus or max(1, int(cluster.get("CPU", 1)) // replicas)
         actor = {"num_cpus": cpus}
         threads = cpus
-    config = ReplicaConfig(models=models, device=device, compute_type=compute,
-                           intra_threads=threads, token_digests=token_digests,
-                           limits=opts.limits, max_batch_size=max_batch,
-                           batch_wait_timeout_s=opts.batch_wait_ms / 1000)
+    config = ReplicaConfig(
+        models=models,
+        device=device,
+        compute_type=compute,
+        intra_threads=threads,
+        token_digests=token_digests,
+        limits=opts.limits,
+        max_batch_size=max_batch,
+        batch_wait_timeout_s=opts.batch_wait_ms / 1000,
+    )
     options: dict[str, Any] = {
-        "name": DEPLOYMENT_NAME, "ray_actor_options": actor,
+        "name": DEPLOYMENT_NAME,
+        "ray_actor_options": actor,
         "max_ongoing_requests": max(32, 8 * max_batch),
-        "health_check_period_s": 2, "health_check_timeout_s": 10,
-        "graceful_shutdown_timeout_s": 5}
+        "health_check_period_s": 2,
+        "health_check_timeout_s": 10,
+        "graceful_shutdown_timeout_s": 5,
+    }
     if opts.max_replicas and opts.max_replicas > replicas:
         # Scale on queued + running requests per replica: a replica is busy when it holds
         # about one full batch.
         options["autoscaling_config"] = {
-            "min_replicas": replicas, "max_replicas": opts.max_replicas,
+            "min_replicas": replicas,
+            "max_replicas": opts.max_replicas,
             "target_ongoing_requests": max(1, max_batch // 2),
-            "upscale_delay_s": 10, "downscale_delay_s": 120}
+            "upscale_delay_s": 10,
+            "downscale_delay_s": 120,
+        }
     else:
         options["num_replicas"] = replicas
     deployment = serve.deployment(CodeT5Engine).options(**options)  # type: ignore[attr-defined]
-    summary = (f"{replicas} {device} replica(s)"
-               + (f" up to {opts.max_replicas}" if "autoscaling_config" in options else "")
-               + f", {compute}, {threads} thread(s) each, batches of up to {max_batch}")
+    summary = (
+        f"{replicas} {device} replica(s)"
+        + (f" up to {opts.max_replicas}" if "autoscaling_config" in options else "")
+        + f", {compute}, {threads} thread(s) each, batches of up to {max_batch}"
+    )
     return deployment.bind(config), summary
 
 
@@ -515,19 +577,30 @@ def run(opts: TeamServerOptions) -> int:
     if opts.ray_address:
         ray.init(address=opts.ray_address, logging_level=logging.WARNING)
     else:
-        ray.init(address="local", num_cpus=opts.num_cpus or os.cpu_count() or 1,
-                 num_gpus=None, object_store_memory=opts.object_store_mb * 1024 * 1024,
-                 include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(
+            address="local",
+            num_cpus=opts.num_cpus or os.cpu_count() or 1,
+            num_gpus=None,
+            object_store_memory=opts.object_store_mb * 1024 * 1024,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+        )
     # After ray.init: Ray installs its own handlers, which would abort the process.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
         app, summary = build_application(opts, token_digests, ray.cluster_resources())
-        serve.start(http_options={"host": opts.host, "port": opts.port},
-                    logging_config={"log_level": "WARNING", "enable_access_log": False})
+        serve.start(
+            http_options={"host": opts.host, "port": opts.port},
+            logging_config={"log_level": "WARNING", "enable_access_log": False},
+        )
         serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
-        print(f"codet5-lsp team server: http://{opts.host}:{opts.port} ({summary}); "
-              f"{len(token_digests)} user(s); Ctrl-C to stop", file=sys.stderr, flush=True)
+        print(
+            f"codet5-lsp team server: http://{opts.host}:{opts.port} ({summary}); "
+            f"{len(token_digests)} user(s); Ctrl-C to stop",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stop.wait(1.0):
             pass
         print("codet5-lsp team server: shutting down", file=sys.stderr, flush=True)

@@ -15,8 +15,13 @@ from pathlib import Path
 from codet5_lsp import __version__
 from codet5_lsp.inference.models import ModelError
 from codet5_lsp.server.settings import Settings, SettingsError
-from codet5_lsp.server.team_cli import (add_backend_args, add_team_server_parser,
-                                        cmd_team_server, doctor_backend, warn_plain_http)
+from codet5_lsp.server.team_cli import (
+    add_backend_args,
+    add_team_server_parser,
+    cmd_team_server,
+    doctor_backend,
+    warn_plain_http,
+)
 
 
 class CliError(Exception):
@@ -38,9 +43,13 @@ def _one_line(message: object) -> str:
 
 def _settings_from_args(args: argparse.Namespace) -> Settings:
     overrides = {
-        "model": args.model, "revision": args.revision, "device": args.device,
-        "compute_type": args.compute_type, "completion_mode": getattr(args, "mode", None),
-        "summary_model": getattr(args, "summary_model", None), "cache_dir": args.cache_dir,
+        "model": args.model,
+        "revision": args.revision,
+        "device": args.device,
+        "compute_type": args.compute_type,
+        "completion_mode": getattr(args, "mode", None),
+        "summary_model": getattr(args, "summary_model", None),
+        "cache_dir": args.cache_dir,
         "offline": True if args.offline else None,
         "max_new_tokens": getattr(args, "max_new_tokens", None),
         "log_level": getattr(args, "log_level", None),
@@ -51,12 +60,18 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="hub id, local checkpoint folder or converted folder "
-                   "(default: Salesforce/codet5p-220m)")
+    p.add_argument(
+        "--model",
+        help="hub id, local checkpoint folder or converted folder "
+        "(default: Salesforce/codet5p-220m)",
+    )
     p.add_argument("--revision", help="hub revision (branch, tag or commit)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--compute-type", dest="compute_type",
-                   help="ctranslate2 compute type (default: fastest measured for the device)")
+    p.add_argument(
+        "--compute-type",
+        dest="compute_type",
+        help="ctranslate2 compute type (default: fastest measured for the device)",
+    )
     p.add_argument("--cache-dir", dest="cache_dir", help="where converted models are kept")
     p.add_argument("--offline", action="store_true", help="never contact the hub")
 
@@ -70,50 +85,85 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(serve)
     serve.add_argument("--mode", choices=["auto", "decoder", "seq2seq", "infill"])
     serve.add_argument("--summary-model", dest="summary_model")
-    serve.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP instead of stdio "
-                       "(host defaults to 127.0.0.1)")
+    serve.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="listen on TCP instead of stdio (host defaults to 127.0.0.1)",
+    )
     serve.add_argument("--log-file", dest="log_file")
-    serve.add_argument("--log-level", dest="log_level",
-                       choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--stats-file", dest="stats_file",
-                       help="local acceptance log (default: in the user state folder)")
+    serve.add_argument(
+        "--log-level", dest="log_level", choices=["debug", "info", "warning", "error"]
+    )
+    serve.add_argument(
+        "--stats-file",
+        dest="stats_file",
+        help="local acceptance log (default: in the user state folder)",
+    )
     add_backend_args(serve)
 
     conv = sub.add_parser("convert", help="convert a checkpoint to CTranslate2")
     conv.add_argument("source", metavar="MODEL", help="hub id or local checkpoint folder")
-    conv.add_argument("--quantization", default="auto",
-                      choices=["auto", "none", "int8", "int8_float16", "int8_bfloat16",
-                               "int8_float32", "float16", "bfloat16", "float32"],
-                      help="weight type of the copy (default auto: what `serve` runs on "
-                      "--device, so both use one cached conversion)")
-    conv.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                      help="the device the conversion is for (picks the auto quantization)")
+    conv.add_argument(
+        "--quantization",
+        default="auto",
+        choices=[
+            "auto",
+            "none",
+            "int8",
+            "int8_float16",
+            "int8_bfloat16",
+            "int8_float32",
+            "float16",
+            "bfloat16",
+            "float32",
+        ],
+        help="weight type of the copy (default auto: what `serve` runs on "
+        "--device, so both use one cached conversion)",
+    )
+    conv.add_argument(
+        "--device",
+        choices=["auto", "cpu", "cuda"],
+        default="auto",
+        help="the device the conversion is for (picks the auto quantization)",
+    )
     conv.add_argument("--revision")
     conv.add_argument("--cache-dir", dest="cache_dir")
     conv.add_argument("--offline", action="store_true")
     conv.add_argument("--output", help="write here instead of the cache folder")
 
-    comp = sub.add_parser("complete", help="print one completion for PATH:LINE:COLUMN "
-                          "(1-based line and column)")
+    comp = sub.add_parser(
+        "complete", help="print one completion for PATH:LINE:COLUMN (1-based line and column)"
+    )
     comp.add_argument("location", metavar="PATH:LINE:COLUMN")
     _add_model_args(comp)
     comp.add_argument("--mode", choices=["auto", "decoder", "seq2seq", "infill"])
     comp.add_argument("--max-new-tokens", dest="max_new_tokens", type=int)
 
-    context = sub.add_parser("context", help="print what the model sees for a completion at "
-                             "PATH:LINE:COLUMN (1-based), part by part")
+    context = sub.add_parser(
+        "context",
+        help="print what the model sees for a completion at "
+        "PATH:LINE:COLUMN (1-based), part by part",
+    )
     context.add_argument("location", metavar="PATH:LINE:COLUMN")
     _add_model_args(context)
     context.add_argument("--mode", choices=["auto", "decoder", "seq2seq", "infill"])
-    context.add_argument("--open", dest="open_files", action="append", default=[],
-                         metavar="PATH", help="another file taken as open in the editor "
-                         "(context from other files); repeatable")
+    context.add_argument(
+        "--open",
+        dest="open_files",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="another file taken as open in the editor (context from other files); repeatable",
+    )
     context.add_argument("--json", action="store_true", help='print {"parts": [...]} as JSON')
 
     doctor = sub.add_parser("doctor", help="versions, devices, cache, model check")
     _add_model_args(doctor)
-    doctor.add_argument("--summary-model", dest="summary_model",
-                        help="the hover model to check (default: the serving default)")
+    doctor.add_argument(
+        "--summary-model",
+        dest="summary_model",
+        help="the hover model to check (default: the serving default)",
+    )
     add_backend_args(doctor)
     add_team_server_parser(sub)
 
@@ -126,10 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        handler = {"serve": cmd_serve, "convert": cmd_convert, "complete": cmd_complete,
-                   "context": cmd_context,
-                   "doctor": cmd_doctor, "stats": cmd_stats,
-                   "team-server": cmd_team_server}[args.command]
+        handler = {
+            "serve": cmd_serve,
+            "convert": cmd_convert,
+            "complete": cmd_complete,
+            "context": cmd_context,
+            "doctor": cmd_doctor,
+            "stats": cmd_stats,
+            "team-server": cmd_team_server,
+        }[args.command]
         return handler(args)
     except SettingsError as exc:
         print(f"codet5-lsp: {_one_line(exc)}", file=sys.stderr)
@@ -145,9 +200,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"codet5-lsp: {where}{exc.strerror or _one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # Ctrl-C in a one-shot command: stop at once, quietly
-        from codet5_lsp.inference.models import discard_conversions_in_progress
+        from codet5_lsp.inference.atomic import discard_unfinished_folders
 
-        discard_conversions_in_progress()
+        discard_unfinished_folders()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)  # a model still loading on its thread must not delay or abort the exit
@@ -155,8 +210,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _setup_logging(level: str, log_file: str | None) -> None:
     try:
-        handler: logging.Handler = (logging.FileHandler(log_file) if log_file
-                                    else logging.StreamHandler(sys.stderr))
+        handler: logging.Handler = (
+            logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+        )
     except OSError as exc:
         raise CliError(f"--log-file {log_file}: cannot write there ({exc.strerror})", 2) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -191,8 +247,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if address is not None:
         host, port = address
         shown = f"[{host}]" if ":" in host else host
-        print(f"codet5-lsp: listening for an LSP client on {shown}:{port} (Ctrl-C quits)",
-              file=sys.stderr, flush=True)
+        print(
+            f"codet5-lsp: listening for an LSP client on {shown}:{port} (Ctrl-C quits)",
+            file=sys.stderr,
+            flush=True,
+        )
         server.start_tcp(host, port)
     else:
         if sys.stdin.isatty():
@@ -214,10 +273,11 @@ def _stop_at_once_on_signals() -> None:
     interpreter mid-write). Nothing needs saving: statistics are appended as they happen,
     and a conversion cut short has its work folder removed here.
     """
-    def stop(signum, _frame) -> None:
-        from codet5_lsp.inference.models import discard_conversions_in_progress
 
-        discard_conversions_in_progress()
+    def stop(signum, _frame) -> None:
+        from codet5_lsp.inference.atomic import discard_unfinished_folders
+
+        discard_unfinished_folders()
         os._exit(0 if signum == signal.SIGTERM else 128 + signum)
 
     signal.signal(signal.SIGINT, stop)
@@ -232,8 +292,9 @@ def _parse_listen_address(spec: str) -> tuple[str, int]:
         raise CliError(f"--tcp {spec}: expected HOST:PORT, e.g. 127.0.0.1:2087", 2)
     port = int(port_text)
     if not 0 <= port <= 65535:
-        raise CliError(f"--tcp {spec}: port {port} is out of range (1-65535; 0 picks a free "
-                       "one)", 2)
+        raise CliError(
+            f"--tcp {spec}: port {port} is out of range (1-65535; 0 picks a free one)", 2
+        )
     return host, port
 
 
@@ -242,7 +303,8 @@ def _check_can_listen(host: str, port: int) -> tuple[str, int]:
     port 0 becomes the free port the system picked."""
     try:
         family, kind, proto, _, addr = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except socket.gaierror as exc:
         raise CliError(f"--tcp {host}:{port}: unknown host ({exc.strerror})", 2) from None
     with socket.socket(family, kind, proto) as probe:
@@ -250,8 +312,11 @@ def _check_can_listen(host: str, port: int) -> tuple[str, int]:
         try:
             probe.bind(addr)
         except OSError as exc:
-            reason = ("the port is already in use" if exc.errno == 98 or "in use" in str(exc)
-                      else exc.strerror or str(exc))
+            reason = (
+                "the port is already in use"
+                if exc.errno == 98 or "in use" in str(exc)
+                else exc.strerror or str(exc)
+            )
             raise CliError(f"cannot listen on {host}:{port}: {reason}") from None
         return host, probe.getsockname()[1]
 
@@ -261,16 +326,22 @@ def _stats_path(value: str | None) -> Path:
 
     path = Path(value).expanduser() if value else default_stats_path()
     if path.is_dir():
-        raise CliError(f"--stats-file {path} is a folder; name a file, e.g. "
-                       f"{path / 'stats.jsonl'}", 2)
+        raise CliError(
+            f"--stats-file {path} is a folder; name a file, e.g. {path / 'stats.jsonl'}", 2
+        )
     return path
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
     _setup_logging("info", None)
-    from codet5_lsp.inference.models import (check_runtime, convert_checkpoint,
-                                             download_checkpoint, is_hub_id, resolve_model,
-                                             storage_quantization)
+    from codet5_lsp.inference.models import (
+        check_runtime,
+        convert_checkpoint,
+        download_checkpoint,
+        is_hub_id,
+        resolve_model,
+        storage_quantization,
+    )
 
     quantization = args.quantization
     if quantization == "auto":
@@ -282,23 +353,35 @@ def cmd_convert(args: argparse.Namespace) -> int:
         check_runtime("cuda", "default")
     if args.output:
         out = Path(args.output).expanduser()
-        if out.exists() and not (out / "codet5_lsp.json").is_file() and (
-                not out.is_dir() or any(out.iterdir())):
-            raise CliError(f"--output {out} exists and is not a converted model folder; "
-                           "name a new folder", 2)
+        if (
+            out.exists()
+            and not (out / "codet5_lsp.json").is_file()
+            and (not out.is_dir() or any(out.iterdir()))
+        ):
+            raise CliError(
+                f"--output {out} exists and is not a converted model folder; name a new folder", 2
+            )
         src = Path(args.source).expanduser()
         if not src.exists() and is_hub_id(args.source):
-            src = download_checkpoint(args.source, revision=args.revision,
-                                      offline=args.offline, log=print)
+            src = download_checkpoint(
+                args.source, revision=args.revision, offline=args.offline, log=print
+            )
         elif not src.is_dir():
-            raise CliError(f"model {args.source!r} is neither an existing folder nor a hub id "
-                           "(owner/name)")
-        files = convert_checkpoint(src, out, quantization=quantization,
-                                   source=args.source, revision=args.revision)
+            raise CliError(
+                f"model {args.source!r} is neither an existing folder nor a hub id (owner/name)"
+            )
+        files = convert_checkpoint(
+            src, out, quantization=quantization, source=args.source, revision=args.revision
+        )
     else:
-        files = resolve_model(args.source, quantization=quantization, revision=args.revision,
-                              cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-                              offline=args.offline, log=print)
+        files = resolve_model(
+            args.source,
+            quantization=quantization,
+            revision=args.revision,
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None,
+            offline=args.offline,
+            log=print,
+        )
     print(files.folder)
     return 0
 
@@ -335,8 +418,11 @@ def cmd_complete(args: argparse.Namespace) -> int:
     # A one-shot command waits for its answer (the editor's 3 s budget does not apply).
     pipeline = CompletionPipeline(models, settings.merged({"request_timeout_ms": 600_000}))
     try:
-        suggestion = asyncio.run(pipeline.complete(
-            doc, types.Position(line=line - 1, character=column - 1), debounce=False))
+        suggestion = asyncio.run(
+            pipeline.complete(
+                doc, types.Position(line=line - 1, character=column - 1), debounce=False
+            )
+        )
     except InvalidPositionError as exc:  # checked above; kept for positions the store rejects
         raise CliError(f"{path}:{line}:{column}: {exc}") from None
     finally:
@@ -375,8 +461,11 @@ def cmd_context(args: argparse.Namespace) -> int:
         parts, mode = file_context(settings, path, text, line - 1, column - 1, others)
     except RuntimeError as exc:
         raise CliError(str(exc)) from None
-    sys.stdout.write(json.dumps({"parts": parts, "mode": mode}, indent=1) + "\n" if args.json
-                     else format_parts(parts))
+    sys.stdout.write(
+        json.dumps({"parts": parts, "mode": mode}, indent=1) + "\n"
+        if args.json
+        else format_parts(parts)
+    )
     return 0
 
 
@@ -392,8 +481,9 @@ def _parse_location(location: str) -> tuple[str, int, int]:
         raise CliError(f"expected PATH:LINE:COLUMN (1-based), got {location!r}", 2)
     path, line, column = parts[0], int(parts[1]), int(parts[2])
     if line < 1 or column < 1:
-        raise CliError(f"{location}: lines and columns count from 1 (the first character of "
-                       "a file is 1:1)", 2)
+        raise CliError(
+            f"{location}: lines and columns count from 1 (the first character of a file is 1:1)", 2
+        )
     return path, line, column
 
 
@@ -404,8 +494,9 @@ def _check_location(path: Path, text: str, line: int, column: int) -> None:
         raise CliError(f"{path}:{line}:{column}: {path} ends at line {len(lines)}")
     length = len(lines[line - 1])
     if column > length + 1:
-        raise CliError(f"{path}:{line}:{column}: line {line} has {length} characters "
-                       f"(columns 1-{length + 1})")
+        raise CliError(
+            f"{path}:{line}:{column}: line {line} has {length} characters (columns 1-{length + 1})"
+        )
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -415,28 +506,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     _setup_logging("warning", None)
     import platform
 
-    from codet5_lsp.inference.engine import (ctranslate2_info, default_compute_type,
-                                             native_t5_prefix_is_exact, resolve_device)
+    from codet5_lsp.inference.devices import ctranslate2_info, default_compute_type, resolve_device
     from codet5_lsp.inference.models import default_cache_dir
+    from codet5_lsp.inference.prefix_probe import native_t5_prefix_is_exact
     from codet5_lsp.server.model_manager import ModelManager
 
     info: dict[str, object] = {"codet5-lsp": __version__, "python": platform.python_version()}
     info.update(ctranslate2_info())
     info["t5_one_pass_prefix"] = (
         "exact in ctranslate2 (patched build): T5 models are converted without the rewrite"
-        if native_t5_prefix_is_exact() else
-        "stock ctranslate2: T5 conversions get our rewrite automatically; nothing to do "
-        "(docs/ctranslate2-t5-prefix/)")
+        if native_t5_prefix_is_exact()
+        else "stock ctranslate2: T5 conversions get our rewrite automatically; nothing to do "
+        "(docs/ctranslate2-t5-prefix/)"
+    )
     for mod in ("pygls", "lsprotocol", "tree_sitter", "tokenizers", "transformers", "torch"):
         try:
             from importlib.metadata import version
+
             info[mod] = version(mod.replace("_", "-"))
         except Exception:
             info[mod] = "not installed"
     device = resolve_device(settings.device)
     info["device"] = device
-    info["compute_type"] = (default_compute_type(device) if settings.compute_type == "auto"
-                            else settings.compute_type)
+    info["compute_type"] = (
+        default_compute_type(device) if settings.compute_type == "auto" else settings.compute_type
+    )
     info["cache_dir"] = str(Path(settings.cache_dir) if settings.cache_dir else default_cache_dir())
     info["model"] = settings.model
     _leave_model_errors_to_the_command()
@@ -444,10 +538,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     models.wait_ready()
     state, error = models.state()
     info["model_status"] = "loads" if state == "ready" else f"error: {_one_line(error)}"
-    if state == "ready":
-        engine = models.completion_engine()
+    engine = models.completion_engine()
+    if state == "ready" and engine is not None:
         info["model_folder"] = str(engine.model.folder)
-        info["model_family"] = _family_note(engine.meta.family)
+        info["model_family"] = engine.meta.family_description
     info.update(_summary_model_report(settings, models, device))
     models.close()
     for key, value in info.items():
@@ -455,45 +549,53 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if state == "ready" else 1
 
 
-def _family_note(family: str) -> str:
-    if family == "codegen":
-        return ("codegen, decoder only (for codet5p-2b/6b/16b: the CodeGen-mono decoder; "
-                "CodeT5+ training froze it except the cross-attention, which decoder-only "
-                "use drops)")
-    return "t5, encoder-decoder"
-
-
 def _summary_model_report(settings: Settings, models, device: str) -> dict[str, str]:
     """The hover model's state, loaded only when that needs no download (doctor stays quick
     and offline-safe; `serve` fetches it on first start)."""
-    from codet5_lsp.inference.engine import default_compute_type
-    from codet5_lsp.inference.models import (available_without_download, is_hub_id,
-                                             storage_quantization)
+    from codet5_lsp.inference.devices import default_compute_type
+    from codet5_lsp.inference.models import (
+        available_without_download,
+        is_hub_id,
+        storage_quantization,
+    )
 
     model = settings.summary_model or settings.model
     report = {"summary_model": model}
     if not settings.summaries_enabled:
         report["summary_status"] = "off (summariesEnabled is false)"
         return report
-    compute = (default_compute_type(device) if settings.compute_type == "auto"
-               else settings.compute_type)
-    if model != settings.model and is_hub_id(model) and not available_without_download(
-            model, quantization=storage_quantization(compute), revision=settings.revision,
-            cache_dir=Path(settings.cache_dir) if settings.cache_dir else None):
-        fallback = ("the completion model writes hover summaries until then"
-                    if models.state()[0] == "ready" and
-                    models.completion_engine().meta.family == "t5" else
-                    "no hover summaries until then")
-        report["summary_status"] = (f"not downloaded yet: `serve` fetches and converts it on "
-                                    f"first start (offline: {fallback})")
+    compute = (
+        default_compute_type(device) if settings.compute_type == "auto" else settings.compute_type
+    )
+    if (
+        model != settings.model
+        and is_hub_id(model)
+        and not available_without_download(
+            model,
+            quantization=storage_quantization(compute),
+            revision=settings.revision,
+            cache_dir=Path(settings.cache_dir) if settings.cache_dir else None,
+        )
+    ):
+        fallback = (
+            "the completion model writes hover summaries until then"
+            if models.state()[0] == "ready" and models.completion_engine().can_summarize
+            else "no hover summaries until then"
+        )
+        report["summary_status"] = (
+            f"not downloaded yet: `serve` fetches and converts it on "
+            f"first start (offline: {fallback})"
+        )
         return report
     models.wait_ready(model=model)
     status = models.summary_status()
     if status["state"] == "ready":
         report["summary_status"] = "loads"
     elif status["state"] == "fallback":
-        report["summary_status"] = (f"error: {_one_line(status['message'])}; hovers use the "
-                                    f"completion model {status['used']} instead")
+        report["summary_status"] = (
+            f"error: {_one_line(status['message'])}; hovers use the "
+            f"completion model {status['used']} instead"
+        )
     else:
         report["summary_status"] = f"error: {_one_line(status['message'])}; no hover summaries"
     return report

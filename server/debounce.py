@@ -32,11 +32,18 @@ class _KeyState:
 class AdaptiveDebouncer:
     """Latest-wins debounce per key (document uri) with a delay adapted to typing speed."""
 
-    def __init__(self, min_ms: float = 75, max_ms: float = 250, *, factor: float = 1.5,
-                 alpha: float = 0.3, pause_ms: float = 1000,
-                 initial_interval_ms: float | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], Awaitable[object]] = asyncio.sleep):
+    def __init__(
+        self,
+        min_ms: float = 75,
+        max_ms: float = 250,
+        *,
+        factor: float = 1.5,
+        alpha: float = 0.3,
+        pause_ms: float = 1000,
+        initial_interval_ms: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ):
         if min_ms < 0 or max_ms < min_ms:
             raise ValueError(f"need 0 <= min_ms <= max_ms, got {min_ms}, {max_ms}")
         if not 0 < alpha <= 1:
@@ -61,8 +68,11 @@ class AdaptiveDebouncer:
         if state.last_keystroke is not None:
             gap_ms = (t - state.last_keystroke) * 1000
             if 0 <= gap_ms <= self.pause_ms:
-                state.interval_ms = (gap_ms if state.interval_ms is None else
-                                     self.alpha * gap_ms + (1 - self.alpha) * state.interval_ms)
+                state.interval_ms = (
+                    gap_ms
+                    if state.interval_ms is None
+                    else self.alpha * gap_ms + (1 - self.alpha) * state.interval_ms
+                )
         state.last_keystroke = t
 
     def note_keystroke(self, key: str, t: float | None = None) -> None:

@@ -28,7 +28,7 @@ def render_doc_comment(language_id: str, summary: str, indent: str, name: str = 
     s = _sentence(summary)
     lang = language_id.lower()
     if lang == "python":
-        quoted = s.replace('"""', r'\"\"\"')
+        quoted = s.replace('"""', r"\"\"\"")
         return f'{indent}"""{quoted}"""\n'
     if lang == "go":
         # Go doc comments start with the name of the thing they document.
@@ -40,16 +40,35 @@ def render_doc_comment(language_id: str, summary: str, indent: str, name: str = 
         return f"{indent}/// <summary>\n{indent}/// {s}\n{indent}/// </summary>\n"
     if lang == "ruby":
         return f"{indent}# {s}\n"
-    if lang in ("javascript", "javascriptreact", "typescript", "typescriptreact", "java", "php",
-                "c", "cpp", "kotlin", "scala", "swift"):
+    if lang in (
+        "javascript",
+        "javascriptreact",
+        "typescript",
+        "typescriptreact",
+        "java",
+        "php",
+        "c",
+        "cpp",
+        "kotlin",
+        "scala",
+        "swift",
+    ):
         safe = s.replace("*/", "* /")
         return f"{indent}/**\n{indent} * {safe}\n{indent} */\n"
     return f"{indent}# {s}\n" if lang in ("shellscript", "perl", "r") else f"{indent}// {s}\n"
 
 
-def docstring_insertion(language_id: str, summary: str, *, def_line: int, def_indent: str,
-                        body_line: int | None = None, body_indent: str | None = None,
-                        name: str = "", indent_unit: str = "    ") -> DocInsertion:
+def docstring_insertion(
+    language_id: str,
+    summary: str,
+    *,
+    def_line: int,
+    def_indent: str,
+    body_line: int | None = None,
+    body_indent: str | None = None,
+    name: str = "",
+    indent_unit: str = "    ",
+) -> DocInsertion:
     """Where and what to insert for a definition starting at `def_line`.
 
     Python: the docstring becomes the first statement of the body (`body_line`, at

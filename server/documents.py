@@ -8,14 +8,15 @@ Per edit the Python work is O(size of the edit + lines between it and the previo
 plus one memcpy of the str and an in-place memmove of the UTF-8 bytes: positions convert
 through the line index (line -> str offset and UTF-8 byte offset), the index is patched
 around the edit (the shift of the lines after it stays pending until an edit elsewhere),
-and the tree gets a `Tree.edit`. Re-parsing is incremental (the edited old tree is passed to the parser) and
-lazy: it happens on the first access to `Document.tree` after changes, so a burst of
-keystrokes between two requests costs one reparse. Request handlers on the event loop call
-`await Document.parse_cooperatively()` first: py-tree-sitter holds the GIL while it parses, so
-a thread would not help, and one edit (an unclosed `(` near the top of a 20k-line file) can
-make tree-sitter's error recovery re-parse most of the file (100-200 ms). The cooperative
-parse runs in slices of a few milliseconds (tree-sitter resumes a parse halted by its time
-limit) and yields to the loop between them, so other messages are served meanwhile.
+and the tree gets a `Tree.edit`. Re-parsing is incremental (the edited old tree is passed
+to the parser) and lazy: it happens on the first access to `Document.tree` after changes,
+so a burst of keystrokes between two requests costs one reparse. Request handlers on the
+event loop call `await Document.parse_cooperatively()` first: py-tree-sitter holds the GIL
+while it parses, so a thread would not help, and one edit (an unclosed `(` near the top of a
+20k-line file) can make tree-sitter's error recovery re-parse most of the file (100-200 ms).
+The cooperative parse runs in slices of a few milliseconds (tree-sitter resumes a parse
+halted by its time limit) and yields to the loop between them, so other messages are served
+meanwhile.
 
 Never lose what the user typed: documents that are too large (`max_bytes`) or look binary
 (contain NUL, or mostly control characters) are still tracked as text, only flagged
@@ -26,20 +27,31 @@ are kept in the str and encoded with "surrogatepass" (3 bytes each) for tree-sit
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import warnings
 from bisect import bisect_left, bisect_right
 from collections import deque
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import tree_sitter
 from lsprotocol import types
 
 from codet5_lsp.server import positions as P
+from codet5_lsp.server.errors import InvalidParamsError
 from codet5_lsp.server.languages import new_parser
+from codet5_lsp.server.lru import LruCache
 from codet5_lsp.server.positions import InvalidPositionError
 
-__all__ = ["Document", "DocumentStore", "UnknownDocumentError", "InvalidPositionError"]
+__all__ = [
+    "ContextCache",
+    "Document",
+    "DocumentStore",
+    "UnknownDocumentError",
+    "InvalidPositionError",
+]
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
 _BINARY_SAMPLE = 4096
@@ -56,10 +68,64 @@ def _set_parse_time_limit(parser: tree_sitter.Parser, micros: int) -> None:
     `parse` does not accept yet; the limit still works and is what we pin."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        parser.timeout_micros = micros
+        parser.timeout_micros = micros  # type: ignore[misc]  # read-only in the stubs only
 
 
-class UnknownDocumentError(KeyError):
+# Sizes of the context step's per-document LRUs (entries).
+IDENTIFIER_SETS_SIZE = 1024
+TOKEN_COUNTS_SIZE = 64
+RETRIEVAL_CACHE_SIZE = 2048
+
+
+@dataclass
+class ContextCache:
+    """What the context step (server/syntax.py, server/context.py, server/retrieval.py)
+    remembers about one document between requests.
+
+    It survives edits: each entry is either keyed by content (the LRUs: the same bytes give
+    the same answer wherever they are) or stamped with the `Document.edit_count` it was
+    computed at, and its user checks the stamp. A fork (`Document.fork_with_insert`) shares
+    the LRUs and copies the rest.
+    """
+
+    # chars per token seen in the last budget search (None: none yet)
+    chars_per_token: float | None = None
+    # the import scan: (edit_count, str offset where the scan stopped, (offset, text) found)
+    imports: tuple[int, int, list[tuple[int, str]]] | None = None
+    # the indent unit per block of lines around the cursor: block -> (edit_count, unit)
+    indent_units: dict[int, tuple[int, str]] = field(default_factory=dict)
+    # identifier sets of nearby functions' bytes (the similar-function search)
+    identifier_sets: LruCache[bytes, frozenset[bytes]] = field(
+        default_factory=lambda: LruCache(IDENTIFIER_SETS_SIZE)
+    )
+    # token counts of the texts that stay the same between keystrokes, for one tokenizer
+    token_counter: object | None = None
+    token_counts: LruCache[str, int] = field(default_factory=lambda: LruCache(TOKEN_COUNTS_SIZE))
+    # server/retrieval.py: the units of a member / of a top-level item (keyed by their bytes),
+    # the identifiers of a unit line, and this document's index of definitions for others
+    retrieval_members: LruCache[tuple[Any, ...], list[Any]] = field(
+        default_factory=lambda: LruCache(RETRIEVAL_CACHE_SIZE)
+    )
+    retrieval_items: LruCache[tuple[Any, ...], list[Any]] = field(
+        default_factory=lambda: LruCache(RETRIEVAL_CACHE_SIZE)
+    )
+    line_identifiers: LruCache[str, frozenset[bytes]] = field(
+        default_factory=lambda: LruCache(RETRIEVAL_CACHE_SIZE)
+    )
+    definition_index: tuple[int, dict[bytes, list[Any]]] | None = None
+    # a cooperative parse started for the definition index (never shared with a fork)
+    background_parse: asyncio.Task[Any] | None = None
+
+    def copy(self) -> "ContextCache":
+        """A copy to put back later (the LRUs are shared: they hold content-keyed facts)."""
+        return dataclasses.replace(self, indent_units=dict(self.indent_units))
+
+    def for_fork(self) -> "ContextCache":
+        """The copy a forked document starts with: no background parse of this one's."""
+        return dataclasses.replace(self.copy(), background_parse=None)
+
+
+class UnknownDocumentError(KeyError, InvalidParamsError):
     """A request or change for a URI that is not open (no didOpen, or already closed)."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
@@ -113,8 +179,15 @@ def _range_parts(rng: object) -> tuple[object, object]:
 class Document:
     """One open document: text + line index + (lazily re-parsed) tree-sitter tree."""
 
-    def __init__(self, uri: str, text: str, language_id: str, version: int,
-                 encoding: str = P.UTF16, max_bytes: int = 2_000_000):
+    def __init__(
+        self,
+        uri: str,
+        text: str,
+        language_id: str,
+        version: int,
+        encoding: str = P.UTF16,
+        max_bytes: int = 2_000_000,
+    ):
         self.uri = uri
         self.language_id = language_id
         self.version = version
@@ -129,9 +202,8 @@ class Document:
         self._parse_halted = False
         self._parse_deferred = False
         self._finisher: asyncio.Task[tree_sitter.Tree | None] | None = None
-        self._cache: dict[object, object] = {}
-        # Scratch for the context step that survives edits (e.g. chars per token seen).
-        self.hints: dict[object, object] = {}
+        # What the context step remembers about this document across edits.
+        self.context_cache = ContextCache()
         # Edit log: lets derived data that depends only on text before some offset (the
         # imports at the top) survive edits further down.
         self.edit_count = 0
@@ -166,11 +238,6 @@ class Document:
                 return None  # being parsed in slices (parse_cooperatively): do not block
             self._reparse()
         return self._tree
-
-    @property
-    def cache(self) -> dict[object, object]:
-        """Per-text-version memo for derived data (context step); cleared on every change."""
-        return self._cache
 
     def _set_text(self, text: str, max_bytes: int) -> None:
         self._log_edit(0)
@@ -249,12 +316,10 @@ class Document:
         if chars:
             self._starts[first:last] = [v + chars for v in self._starts[first:last]]
         if byte_delta:
-            self._byte_starts[first:last] = [v + byte_delta
-                                             for v in self._byte_starts[first:last]]
+            self._byte_starts[first:last] = [v + byte_delta for v in self._byte_starts[first:last]]
 
     def _flush_shift(self) -> None:
-        self._materialize(self._shift_from, len(self._starts), self._shift_chars,
-                          self._shift_bytes)
+        self._materialize(self._shift_from, len(self._starts), self._shift_chars, self._shift_bytes)
         self._reset_shift()
 
     def _content_end(self, line: int) -> int:
@@ -295,8 +360,11 @@ class Document:
             self._parse_halted = False
         _set_parse_time_limit(parser, limit_micros)
         try:
-            tree = parser.parse(self._bytes, self._tree) if self._tree is not None \
+            tree = (
+                parser.parse(self._bytes, self._tree)
+                if self._tree is not None
                 else parser.parse(self._bytes)
+            )
         except ValueError:  # 0.25.2 raises "Parsing failed" when the time limit stops it
             if limit_micros == 0:
                 raise
@@ -309,8 +377,9 @@ class Document:
         """Re-parse now if the text changed since the last parse (normally lazy)."""
         return self.tree
 
-    async def parse_cooperatively(self, slice_micros: int = PARSE_SLICE_MICROS,
-                                  budget_s: float | None = None) -> tree_sitter.Tree | None:
+    async def parse_cooperatively(
+        self, slice_micros: int = PARSE_SLICE_MICROS, budget_s: float | None = None
+    ) -> tree_sitter.Tree | None:
         """Bring the tree up to date without holding the event loop for more than about
         `slice_micros` at a time, and return it. Edits that arrive between slices restart the
         parse from the edited tree, so the result is always the tree of the current text.
@@ -343,7 +412,8 @@ class Document:
         self._parse_deferred = True
         if self._finisher is None or self._finisher.done():
             self._finisher = asyncio.get_running_loop().create_task(
-                self.parse_cooperatively(), name=f"parse {self.uri}")
+                self.parse_cooperatively(), name=f"parse {self.uri}"
+            )
 
     @property
     def tree_is_current(self) -> bool:
@@ -367,8 +437,8 @@ class Document:
         line, character = _position_parts(position)
         if line < 0 or line >= len(self._starts):
             raise InvalidPositionError(
-                f"line {line} is outside {self.uri} (it has {len(self._starts)} lines, "
-                f"0-based)")
+                f"line {line} is outside {self.uri} (it has {len(self._starts)} lines, 0-based)"
+            )
         if character < 0:
             raise InvalidPositionError(f"negative character {character} on line {line}")
         start = self._start(line)
@@ -381,9 +451,10 @@ class Document:
         """UTF-8 byte offset of a str offset."""
         if offset < 0 or offset > len(self._text):
             raise InvalidPositionError(
-                f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
+                f"offset {offset} is outside {self.uri} (0..{len(self._text)})"
+            )
         line = self._line_of_offset(offset)
-        segment = self._text[self._start(line):offset]
+        segment = self._text[self._start(line) : offset]
         width = len(segment) if segment.isascii() else len(P.encode_utf8(segment))
         return self._byte_start(line) + width
 
@@ -399,9 +470,10 @@ class Document:
         while 0 < byte_offset < len(data) and (data[byte_offset] & 0xC0) == 0x80:
             byte_offset -= 1
         line = self._line_of_byte(byte_offset)
-        segment = data[self._byte_start(line):byte_offset]
-        width = len(segment) if segment.isascii() else \
-            len(segment.decode("utf-8", P.SURROGATE_ERRORS))
+        segment = data[self._byte_start(line) : byte_offset]
+        width = (
+            len(segment) if segment.isascii() else len(segment.decode("utf-8", P.SURROGATE_ERRORS))
+        )
         return self._start(line) + width
 
     def position_at(self, offset: int) -> types.Position:
@@ -409,7 +481,8 @@ class Document:
         "\\r" and "\\n" maps to the end of that line's content."""
         if offset < 0 or offset > len(self._text):
             raise InvalidPositionError(
-                f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
+                f"offset {offset} is outside {self.uri} (0..{len(self._text)})"
+            )
         line = self._line_of_offset(offset)
         start = self._start(line)
         offset = min(offset, self._content_end(line))
@@ -423,13 +496,14 @@ class Document:
             line = self._line_of_offset(offset)
             return line, byte_offset - self._byte_start(line)
         data = self._bytes
-        return data.count(b"\n", 0, byte_offset), byte_offset - (data.rfind(b"\n", 0,
-                                                                            byte_offset) + 1)
+        return data.count(b"\n", 0, byte_offset), byte_offset - (
+            data.rfind(b"\n", 0, byte_offset) + 1
+        )
 
     def line_starts_between(self, low: int, high: int) -> list[int]:
         """str offsets of the line starts s with low <= s <= high, ascending."""
         self._flush_shift()
-        return self._starts[bisect_left(self._starts, low):bisect_right(self._starts, high)]
+        return self._starts[bisect_left(self._starts, low) : bisect_right(self._starts, high)]
 
     def line_of(self, offset: int) -> int:
         """LSP line containing str `offset` (a line's terminator belongs to it)."""
@@ -448,7 +522,7 @@ class Document:
     def line_text(self, line: int) -> str:
         """Text of `line` without its terminator."""
         self._check_line(line)
-        return self._text[self._start(line):self._content_end(line)]
+        return self._text[self._start(line) : self._content_end(line)]
 
     def lines(self, first: int, last: int) -> Iterator[str]:
         """Texts of lines first..last-1 (clamped to the document)."""
@@ -458,7 +532,8 @@ class Document:
     def _check_line(self, line: int) -> None:
         if line < 0 or line >= len(self._starts):
             raise InvalidPositionError(
-                f"line {line} is outside {self.uri} (it has {len(self._starts)} lines)")
+                f"line {line} is outside {self.uri} (it has {len(self._starts)} lines)"
+            )
 
     # ---- hypothetical copies -----------------------------------------------------------
     def fork_with_insert(self, offset: int, text: str) -> "Document":
@@ -468,11 +543,12 @@ class Document:
         accepted a suggestion and pressed Enter. The copy's tree is this tree's `copy()` with
         the insertion applied through the normal incremental edit path, so bringing it up to
         date is an incremental re-parse (ms), not a full parse; the original is untouched.
-        Derived-data hints are shared except a running background parse (the context step's
-        hint caches are keyed by content or stamped with `edit_count`, valid for the copy)."""
+        The context step's cache is shared except a running background parse (its entries
+        are keyed by content or stamped with `edit_count`, valid for the copy)."""
         if offset < 0 or offset > len(self._text):
             raise InvalidPositionError(
-                f"offset {offset} is outside {self.uri} (0..{len(self._text)})")
+                f"offset {offset} is outside {self.uri} (0..{len(self._text)})"
+            )
         fork = Document.__new__(Document)
         fork.uri = self.uri
         fork.language_id = self.language_id
@@ -486,8 +562,7 @@ class Document:
         fork._parse_halted = False
         fork._parse_deferred = False
         fork._finisher = None
-        fork._cache = {}
-        fork.hints = {k: v for k, v in self.hints.items() if k != "background_parse"}
+        fork.context_cache = self.context_cache.for_fork()
         fork.edit_count = self.edit_count
         fork._edit_log = deque(self._edit_log, maxlen=self._edit_log.maxlen)
         fork._text = self._text
@@ -514,7 +589,6 @@ class Document:
                     self._apply_edit(rng, new_text)
             self.version = version
         finally:  # a bad position mid-batch: keep what was applied consistent
-            self._cache = {}
             self._update_flags(max_bytes)
 
     def _apply_edit(self, rng: object, new_text: str) -> None:
@@ -543,14 +617,25 @@ class Document:
         self._lone_cr += _count_lone_cr(text, start - 1, new_end) - removed_lone_cr
         if keep_tree:
             assert self._tree is not None
-            self._tree.edit(start_byte=start_byte, old_end_byte=end_byte,
-                            new_end_byte=start_byte + len(new_bytes),
-                            start_point=start_point, old_end_point=old_end_point,
-                            new_end_point=self.point_of(new_end))
+            self._tree.edit(
+                start_byte=start_byte,
+                old_end_byte=end_byte,
+                new_end_byte=start_byte + len(new_bytes),
+                start_point=start_point,
+                old_end_point=old_end_point,
+                new_end_point=self.point_of(new_end),
+            )
             self._tree_stale = True
 
-    def _patch_line_index(self, start: int, end: int, new_text: str, start_byte: int,
-                          end_byte: int, new_len_bytes: int) -> None:
+    def _patch_line_index(
+        self,
+        start: int,
+        end: int,
+        new_text: str,
+        start_byte: int,
+        end_byte: int,
+        new_len_bytes: int,
+    ) -> None:
         """Line starts < start are kept, those > end shifted, the ones between re-scanned.
 
         A line start p depends on text[p-1] and text[p] only ("\\r\\n" is one terminator),
@@ -574,8 +659,7 @@ class Document:
                 middle_bytes.append(last_byte)
         delta = len(new_text) - (end - start)
         delta_bytes = new_len_bytes - (end_byte - start_byte)
-        k, pending_chars, pending_bytes = (self._shift_from, self._shift_chars,
-                                           self._shift_bytes)
+        k, pending_chars, pending_bytes = (self._shift_from, self._shift_chars, self._shift_bytes)
         if pending_chars == 0 and pending_bytes == 0:
             k = high  # nothing pending: the boundary can move here for free
         if k <= low:

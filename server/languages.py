@@ -18,6 +18,7 @@ import importlib
 import threading
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Any
 
 import tree_sitter
 
@@ -41,43 +42,69 @@ _GRAMMAR_MODULES: dict[str, tuple[str, str]] = {
 # LSP languageId (and common aliases) -> grammar key. The JavaScript grammar parses JSX, so
 # javascriptreact uses it; typescriptreact needs the TSX grammar (plain TS rejects JSX).
 _LANGUAGE_ALIASES: dict[str, str] = {
-    "python": "python", "py": "python",
+    "python": "python",
+    "py": "python",
     "java": "java",
-    "javascript": "javascript", "js": "javascript", "javascriptreact": "javascript",
+    "javascript": "javascript",
+    "js": "javascript",
+    "javascriptreact": "javascript",
     "jsx": "javascript",
-    "typescript": "typescript", "ts": "typescript",
-    "typescriptreact": "tsx", "tsx": "tsx",
-    "go": "go", "golang": "go",
-    "ruby": "ruby", "rb": "ruby",
-    "php": "php", "php_only": "php_only",
+    "typescript": "typescript",
+    "ts": "typescript",
+    "typescriptreact": "tsx",
+    "tsx": "tsx",
+    "go": "go",
+    "golang": "go",
+    "ruby": "ruby",
+    "rb": "ruby",
+    "php": "php",
+    "php_only": "php_only",
     "c": "c",
-    "cpp": "cpp", "c++": "cpp",
-    "csharp": "c_sharp", "c_sharp": "c_sharp", "c#": "c_sharp", "cs": "c_sharp",
-    "rust": "rust", "rs": "rust",
+    "cpp": "cpp",
+    "c++": "cpp",
+    "csharp": "c_sharp",
+    "c_sharp": "c_sharp",
+    "c#": "c_sharp",
+    "cs": "c_sharp",
+    "rust": "rust",
+    "rs": "rust",
 }
 
 _EXTENSIONS: dict[str, str] = {
-    ".py": "python", ".pyi": "python", ".pyw": "python",
+    ".py": "python",
+    ".pyi": "python",
+    ".pyw": "python",
     ".java": "java",
-    ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".js": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
     ".jsx": "javascriptreact",
-    ".ts": "typescript", ".mts": "typescript", ".cts": "typescript",
+    ".ts": "typescript",
+    ".mts": "typescript",
+    ".cts": "typescript",
     ".tsx": "typescriptreact",
     ".go": "go",
-    ".rb": "ruby", ".rake": "ruby",
+    ".rb": "ruby",
+    ".rake": "ruby",
     ".php": "php",
-    ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".hxx": "cpp",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".hxx": "cpp",
     ".cs": "csharp",
     ".rs": "rust",
 }
 
 # Doc-comment styles (used by the docstring action and to find a definition's doc comment).
-DOC_PYTHON = "python"        # docstring: first statement of the body
-DOC_JSDOC = "/**"            # /** ... */ just above the definition
-DOC_TRIPLE_SLASH = "///"     # /// lines above (C#, Rust)
-DOC_DOUBLE_SLASH = "//"      # // lines above (Go)
-DOC_HASH = "#"               # # lines above (Ruby)
+DOC_PYTHON = "python"  # docstring: first statement of the body
+DOC_JSDOC = "/**"  # /** ... */ just above the definition
+DOC_TRIPLE_SLASH = "///"  # /// lines above (C#, Rust)
+DOC_DOUBLE_SLASH = "//"  # // lines above (Go)
+DOC_HASH = "#"  # # lines above (Ruby)
 
 
 @dataclass(frozen=True)
@@ -106,18 +133,37 @@ class LanguageSpec:
     line_comment: str = "//"
 
 
-_JS_FUNCTIONS = frozenset({"function_declaration", "generator_function_declaration",
-                           "method_definition", "function_expression", "function",
-                           "arrow_function", "generator_function"})
+_JS_FUNCTIONS = frozenset(
+    {
+        "function_declaration",
+        "generator_function_declaration",
+        "method_definition",
+        "function_expression",
+        "function",
+        "arrow_function",
+        "generator_function",
+    }
+)
 _JS_STRINGS = frozenset({"string", "template_string", "regex"})
-_JS_WRAPPERS = frozenset({"export_statement", "lexical_declaration", "variable_declaration",
-                          "variable_declarator", "public_field_definition", "field_definition",
-                          "pair", "assignment_expression", "expression_statement"})
+_JS_WRAPPERS = frozenset(
+    {
+        "export_statement",
+        "lexical_declaration",
+        "variable_declaration",
+        "variable_declarator",
+        "public_field_definition",
+        "field_definition",
+        "pair",
+        "assignment_expression",
+        "expression_statement",
+    }
+)
 
-_TS_SPEC = dict(
+_TS_SPEC: dict[str, Any] = dict(
     functions=_JS_FUNCTIONS,
-    classes=frozenset({"class_declaration", "abstract_class_declaration", "class",
-                       "interface_declaration"}),
+    classes=frozenset(
+        {"class_declaration", "abstract_class_declaration", "class", "interface_declaration"}
+    ),
     imports=frozenset({"import_statement"}),
     strings=_JS_STRINGS,
     comments=frozenset({"comment"}),
@@ -125,36 +171,54 @@ _TS_SPEC = dict(
     interpolations=frozenset({"template_substitution", "jsx_expression"}),
     wrappers=_JS_WRAPPERS,
     import_calls=frozenset({"require"}),
-    anonymous_functions=frozenset({"function_expression", "function", "arrow_function",
-                                   "generator_function"}),
+    anonymous_functions=frozenset(
+        {"function_expression", "function", "arrow_function", "generator_function"}
+    ),
 )
 
-_C_FAMILY_CONTAINERS = frozenset({"preproc_ifdef", "preproc_if", "preproc_else",
-                                  "preproc_elif", "namespace_definition", "declaration_list",
-                                  "linkage_specification"})
+_C_FAMILY_CONTAINERS = frozenset(
+    {
+        "preproc_ifdef",
+        "preproc_if",
+        "preproc_else",
+        "preproc_elif",
+        "namespace_definition",
+        "declaration_list",
+        "linkage_specification",
+    }
+)
 
 SPECS: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
         grammar="python",
         functions=frozenset({"function_definition"}),
         classes=frozenset({"class_definition"}),
-        imports=frozenset({"import_statement", "import_from_statement",
-                           "future_import_statement"}),
+        imports=frozenset({"import_statement", "import_from_statement", "future_import_statement"}),
         strings=frozenset({"string", "concatenated_string"}),
         comments=frozenset({"comment"}),
         doc_style=DOC_PYTHON,
         interpolations=frozenset({"interpolation"}),
         wrappers=frozenset({"decorated_definition"}),
-        import_containers=frozenset({"if_statement", "try_statement", "block",
-                                     "except_clause", "else_clause"}),
-        block_opener=":", line_comment="#",
+        import_containers=frozenset(
+            {"if_statement", "try_statement", "block", "except_clause", "else_clause"}
+        ),
+        block_opener=":",
+        line_comment="#",
     ),
     "java": LanguageSpec(
         grammar="java",
-        functions=frozenset({"method_declaration", "constructor_declaration",
-                             "compact_constructor_declaration"}),
-        classes=frozenset({"class_declaration", "interface_declaration", "enum_declaration",
-                           "record_declaration", "annotation_type_declaration"}),
+        functions=frozenset(
+            {"method_declaration", "constructor_declaration", "compact_constructor_declaration"}
+        ),
+        classes=frozenset(
+            {
+                "class_declaration",
+                "interface_declaration",
+                "enum_declaration",
+                "record_declaration",
+                "annotation_type_declaration",
+            }
+        ),
         imports=frozenset({"import_declaration"}),
         strings=frozenset({"string_literal", "text_block", "character_literal"}),
         comments=frozenset({"line_comment", "block_comment"}),
@@ -172,8 +236,7 @@ SPECS: dict[str, LanguageSpec] = {
         functions=frozenset({"function_declaration", "method_declaration"}),
         classes=frozenset({"type_declaration"}),
         imports=frozenset({"import_declaration"}),
-        strings=frozenset({"interpreted_string_literal", "raw_string_literal",
-                           "rune_literal"}),
+        strings=frozenset({"interpreted_string_literal", "raw_string_literal", "rune_literal"}),
         comments=frozenset({"comment"}),
         doc_style=DOC_DOUBLE_SLASH,
     ),
@@ -187,7 +250,8 @@ SPECS: dict[str, LanguageSpec] = {
         doc_style=DOC_HASH,
         interpolations=frozenset({"interpolation"}),
         import_calls=frozenset({"require", "require_relative", "load", "autoload"}),
-        block_opener="keyword", line_comment="#",
+        block_opener="keyword",
+        line_comment="#",
     ),
     "c": LanguageSpec(
         grammar="c",
@@ -204,8 +268,9 @@ SPECS: dict[str, LanguageSpec] = {
         functions=frozenset({"function_definition"}),
         classes=frozenset({"class_specifier", "struct_specifier"}),
         imports=frozenset({"preproc_include", "using_declaration"}),
-        strings=frozenset({"string_literal", "raw_string_literal", "char_literal",
-                           "system_lib_string"}),
+        strings=frozenset(
+            {"string_literal", "raw_string_literal", "char_literal", "system_lib_string"}
+        ),
         comments=frozenset({"comment"}),
         doc_style=DOC_JSDOC,
         wrappers=frozenset({"template_declaration"}),
@@ -213,19 +278,40 @@ SPECS: dict[str, LanguageSpec] = {
     ),
     "c_sharp": LanguageSpec(
         grammar="c_sharp",
-        functions=frozenset({"method_declaration", "constructor_declaration",
-                             "destructor_declaration", "operator_declaration",
-                             "local_function_statement"}),
-        classes=frozenset({"class_declaration", "interface_declaration",
-                           "struct_declaration", "record_declaration", "enum_declaration"}),
+        functions=frozenset(
+            {
+                "method_declaration",
+                "constructor_declaration",
+                "destructor_declaration",
+                "operator_declaration",
+                "local_function_statement",
+            }
+        ),
+        classes=frozenset(
+            {
+                "class_declaration",
+                "interface_declaration",
+                "struct_declaration",
+                "record_declaration",
+                "enum_declaration",
+            }
+        ),
         imports=frozenset({"using_directive"}),
-        strings=frozenset({"string_literal", "verbatim_string_literal", "raw_string_literal",
-                           "interpolated_string_expression", "character_literal"}),
+        strings=frozenset(
+            {
+                "string_literal",
+                "verbatim_string_literal",
+                "raw_string_literal",
+                "interpolated_string_expression",
+                "character_literal",
+            }
+        ),
         comments=frozenset({"comment"}),
         doc_style=DOC_TRIPLE_SLASH,
         interpolations=frozenset({"interpolation"}),
-        import_containers=frozenset({"namespace_declaration", "declaration_list",
-                                     "file_scoped_namespace_declaration"}),
+        import_containers=frozenset(
+            {"namespace_declaration", "declaration_list", "file_scoped_namespace_declaration"}
+        ),
     ),
     "rust": LanguageSpec(
         grammar="rust",
@@ -238,18 +324,26 @@ SPECS: dict[str, LanguageSpec] = {
     ),
 }
 
-_PHP = dict(
+_PHP: dict[str, Any] = dict(
     functions=frozenset({"function_definition", "method_declaration"}),
-    classes=frozenset({"class_declaration", "interface_declaration", "trait_declaration",
-                       "enum_declaration"}),
-    imports=frozenset({"namespace_use_declaration", "require_expression",
-                       "require_once_expression", "include_expression",
-                       "include_once_expression"}),
+    classes=frozenset(
+        {"class_declaration", "interface_declaration", "trait_declaration", "enum_declaration"}
+    ),
+    imports=frozenset(
+        {
+            "namespace_use_declaration",
+            "require_expression",
+            "require_once_expression",
+            "include_expression",
+            "include_once_expression",
+        }
+    ),
     strings=frozenset({"string", "encapsed_string", "heredoc", "nowdoc"}),
     comments=frozenset({"comment"}),
     doc_style=DOC_JSDOC,
-    import_containers=frozenset({"namespace_definition", "compound_statement",
-                                 "expression_statement"}),
+    import_containers=frozenset(
+        {"namespace_definition", "compound_statement", "expression_statement"}
+    ),
 )
 SPECS["php"] = LanguageSpec(grammar="php", **_PHP)
 SPECS["php_only"] = LanguageSpec(grammar="php_only", **_PHP)

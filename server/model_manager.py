@@ -9,12 +9,13 @@ keeps serving; a configuration change retries.
 from __future__ import annotations
 
 import logging
-import shutil
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal, cast
 
+from codet5_lsp.inference.engine_api import Engine
 from codet5_lsp.server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,9 +36,16 @@ class EngineKey:
 
 
 def engine_key(settings: Settings, model: str) -> EngineKey:
-    return EngineKey(model, settings.revision, settings.device, settings.compute_type,
-                     settings.cache_dir, settings.offline, settings.backend or None,
-                     settings.backend_token_file)
+    return EngineKey(
+        model,
+        settings.revision,
+        settings.device,
+        settings.compute_type,
+        settings.cache_dir,
+        settings.offline,
+        settings.backend or None,
+        settings.backend_token_file,
+    )
 
 
 class _Slot:
@@ -45,7 +53,7 @@ class _Slot:
 
     def __init__(self) -> None:
         self.key: EngineKey | None = None
-        self.engine = None
+        self.engine: Engine | None = None
         self.state: State = "idle"
         self.error: str | None = None
         self.ready = threading.Event()
@@ -55,8 +63,9 @@ class ModelManager:
     """Owns the completion engine and the summary engine (one engine when they are the same
     model)."""
 
-    def __init__(self, settings: Settings,
-                 on_state: Callable[[str, State, str], None] = lambda *a: None):
+    def __init__(
+        self, settings: Settings, on_state: Callable[[str, State, str], None] = lambda *a: None
+    ):
         self.settings = settings
         self._on_state = on_state
         self._lock = threading.Lock()
@@ -65,18 +74,18 @@ class ModelManager:
 
     # -- queries -------------------------------------------------------------------------
 
-    def completion_engine(self):
+    def completion_engine(self) -> Engine | None:
         """The engine if ready, else None (and loading is started if needed)."""
         return self._engine_for(self.settings.model)
 
-    def summary_engine(self):
+    def summary_engine(self) -> Engine | None:
         model = self.settings.summary_model or self.settings.model
         engine = self._engine_for(model)
         if engine is None and self._slot_state(model) == "error" and model != self.settings.model:
             # The summary model cannot be had (offline, say): summarize with the completion
-            # model when it is an encoder-decoder one.
+            # model when it can summarize.
             fallback = self._engine_for(self.settings.model)
-            if fallback is not None and fallback.meta.family == "t5":
+            if fallback is not None and fallback.can_summarize:
                 return fallback
         return engine
 
@@ -95,11 +104,18 @@ class ModelManager:
         used = model if state == "ready" else None
         if state == "error" and model != self.settings.model:
             fallback = self._slots.get(engine_key(self.settings, self.settings.model))
-            meta = getattr(fallback.engine, "meta", None) if fallback is not None else None
-            if fallback is not None and fallback.state == "ready" and \
-                    getattr(meta, "family", None) == "t5":
-                return {"model": model, "state": "fallback", "message": error,
-                        "used": self.settings.model}
+            if (
+                fallback is not None
+                and fallback.state == "ready"
+                and fallback.engine is not None
+                and fallback.engine.can_summarize
+            ):
+                return {
+                    "model": model,
+                    "state": "fallback",
+                    "message": error,
+                    "used": self.settings.model,
+                }
         return {"model": model, "state": state, "message": error, "used": used}
 
     def state(self, model: str | None = None) -> tuple[State, str | None]:
@@ -117,8 +133,10 @@ class ModelManager:
     def update(self, settings: Settings) -> None:
         """Apply new settings; engines whose key changed are reloaded lazily."""
         self.settings = settings
-        wanted = {engine_key(settings, settings.model),
-                  engine_key(settings, settings.summary_model or settings.model)}
+        wanted = {
+            engine_key(settings, settings.model),
+            engine_key(settings, settings.summary_model or settings.model),
+        }
         with self._lock:
             for key in list(self._slots):
                 if key not in wanted or self._slots[key].state == "error":
@@ -151,17 +169,19 @@ class ModelManager:
             return message
         if model == self.settings.model:
             return f"{message} (--model PATH, setting `model`)"
-        return (f"summary model: {message} (--summary-model PATH, setting `summaryModel`; "
-                "hovers use the completion model meanwhile when it is a T5 one)")
+        return (
+            f"summary model: {message} (--summary-model PATH, setting `summaryModel`; "
+            "hovers use the completion model meanwhile when it is a T5 one)"
+        )
 
     def _slot_state(self, model: str) -> State:
         slot = self._slots.get(engine_key(self.settings, model))
         return slot.state if slot else "idle"
 
-    def _engine_for(self, model: str):
+    def _engine_for(self, model: str) -> Engine | None:
         key = engine_key(self.settings, model)
         slot = self._start(key)
-        if slot.state != "ready" or not getattr(slot.engine, "healthy", True):
+        if slot.state != "ready" or slot.engine is None or not slot.engine.healthy:
             return None  # loading, failed, or a team server that is down (it says when back)
         return slot.engine
 
@@ -179,8 +199,12 @@ class ModelManager:
             self._slots[key] = slot
             slot.state = "loading"
         self._on_state(key.model, "loading", f"loading {key.model}")
-        threading.Thread(target=self._load, args=(key, slot), daemon=True,
-                         name=f"codet5-load-{Path(key.model).name}").start()
+        threading.Thread(
+            target=self._load,
+            args=(key, slot),
+            daemon=True,
+            name=f"codet5-load-{Path(key.model).name}",
+        ).start()
         return slot
 
     def _load(self, key: EngineKey, slot: _Slot) -> None:
@@ -188,33 +212,27 @@ class ModelManager:
             if key.backend:  # generation on a team server (docs/team.md)
                 from codet5_lsp.inference.remote import connect
 
-                engine = connect(key.backend, key.backend_token_file,
-                                 role="completion" if key.model == self.settings.model
-                                 else "summary",
-                                 on_state=lambda state, msg: self._on_state(key.model, state, msg),
-                                 closed=lambda: self._closed,
-                                 time_budget_s=lambda: self.settings.request_timeout_ms / 1000)
-                return self._loaded(slot, engine)
-            from codet5_lsp.inference.engine import CompletionEngine
-            from codet5_lsp.inference.models import ModelError, check_runtime, resolve_model
+                remote = connect(
+                    key.backend,
+                    key.backend_token_file,
+                    role="completion" if key.model == self.settings.model else "summary",
+                    on_state=lambda state, msg: self._on_state(key.model, cast(State, state), msg),
+                    closed=lambda: self._closed,
+                    time_budget_s=lambda: self.settings.request_timeout_ms / 1000,
+                )
+                return self._loaded(slot, remote)
+            from codet5_lsp.inference.engine import load_engine
 
-            # Device and compute type first: nothing is downloaded or converted for a GPU
-            # that is not there or a type the device cannot run.
-            try:
-                device, compute = check_runtime(key.device, key.compute_type)
-            except ModelError as exc:
-                raise ModelError(f"cannot load {key.model}: {exc}") from None
-            files = resolve_model(key.model, quantization=_storage_quantization(compute),
-                                  revision=key.revision,
-                                  cache_dir=Path(key.cache_dir) if key.cache_dir else None,
-                                  offline=key.offline, log=log.info)
-            try:
-                engine = CompletionEngine(files, device=device, compute_type=compute,
-                                          intra_threads=self.settings.intra_threads)
-            except Exception:
-                if files.fresh:  # converted for this attempt only: leave nothing behind
-                    shutil.rmtree(files.folder, ignore_errors=True)
-                raise
+            engine: Engine = load_engine(
+                key.model,
+                device=key.device,
+                compute_type=key.compute_type,
+                revision=key.revision,
+                cache_dir=Path(key.cache_dir) if key.cache_dir else None,
+                offline=key.offline,
+                intra_threads=self.settings.intra_threads,
+                log=log.info,
+            )
         except Exception as exc:  # any failure: report, keep serving
             message = self._with_knob(key.model, str(exc))
             log.error("model %s failed to load: %s", key.model, message)
@@ -225,15 +243,9 @@ class ModelManager:
             return
         self._loaded(slot, engine)
 
-    def _loaded(self, slot: _Slot, engine) -> None:
+    def _loaded(self, slot: _Slot, engine: Engine) -> None:
         slot.engine = engine
         slot.state = "ready"
         slot.ready.set()
+        assert slot.key is not None
         self._on_state(slot.key.model, "ready", engine.description)
-
-
-def _storage_quantization(compute_type: str) -> str:
-    """How a conversion is stored (shared with `convert`: models.storage_quantization)."""
-    from codet5_lsp.inference.models import storage_quantization
-
-    return storage_quantization(compute_type)

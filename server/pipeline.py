@@ -1,8 +1,9 @@
 """The completion pipeline: document -> context -> prompt -> engine -> post-processing.
 
-Handlers in `lsp.py` stay thin: they parse params and call `CompletionPipeline.complete`,
-which returns a `Suggestion` (or None for "no suggestion"). Everything slow happens on the
-engine's thread; this module only awaits it, so the LSP loop never blocks.
+Handlers (`handlers/completion.py`) stay thin: they parse params and call
+`CompletionPipeline.complete`, which returns a `Suggestion` (or None for "no suggestion").
+Everything slow happens on the engine's thread; this module only awaits it, so the LSP loop
+never blocks.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
+from codet5_lsp.inference.engine_api import Engine
 from codet5_lsp.inference.generation import GenerationRequest, Mode
-from codet5_lsp.inference.prompts import block_stop_rule, build_completion_request, line_stop_rule
+from codet5_lsp.inference.prompts import CompletionQuery, StopRule, block_stop_rule, line_stop_rule
 from codet5_lsp.server.context import CompletionContext, build_completion_context
 from codet5_lsp.server.debounce import AdaptiveDebouncer
 from codet5_lsp.server.documents import Document
@@ -31,25 +34,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Line completions come from the decoder-only mode (design card; it is also the mode the
-# labmodel and CodeT5+'s CLM pre-training teach). With the parallel-prefix rewrite
-# (docs/ctranslate2-t5-prefix/) it is exact and runs the context in one pass; see
-# docs/performance.md for the measured speed and quality of all modes.
-DEFAULT_T5_MODE: Mode = "decoder"
-
 # How long a completion waits for an out-of-date syntax tree before it uses plain-text
-# context. An incremental re-parse is ~1-5 ms; only error recovery after an unclosed bracket
-# in a long file takes longer (0.1-4 s measured, bench/results/documents.md).
+# context. An incremental re-parse takes a few milliseconds; only error recovery after an
+# unclosed bracket in a long file takes far longer (bench/results/documents.md).
 PARSE_WAIT_S = 0.05
 
 # Inline suggestions offered at most (VS Code cycles them with Alt+]).
 MAX_ALTERNATIVES = 3
 
 # Context budget (prefix tokens) per device when `maxContextTokens` is 0, the default. The
-# exact one-pass prefix costs grow with Q x K, so on CPU the budget drives latency: the
-# 220m shape takes 1.6x as long at 384 tokens as at 256, and the labmodel's quality at 256 and
-# 128 is within noise of 384 (bench/results/context-budget-cpu.md). On a GPU the prefix pass
-# is cheap: the labmodel's training window.
+# exact one-pass prefix costs grow with Q x K, so on CPU the budget drives latency, while the
+# labmodel's quality at 256 and 128 is within noise of 384 (bench/results/
+# context-budget-cpu.md). On a GPU the prefix pass is cheap: the labmodel's training window.
 CONTEXT_BUDGETS = {"cpu": 256, "cuda": 384}
 DEFAULT_CONTEXT_BUDGET = 384
 
@@ -81,16 +77,7 @@ class Suggestion:
         return [self.text, *self.alternatives]
 
 
-def choose_mode(setting: str, family: str) -> Mode:
-    """The completion mode actually served for a model family."""
-    if family == "codegen":
-        return "causal"  # the CodeGen decoder of codet5p-2b/6b/16b, through ctranslate2.Generator
-    if setting == "auto":
-        return DEFAULT_T5_MODE
-    return setting  # type: ignore[return-value]
-
-
-def stop_rule_for(ctx: CompletionContext):
+def stop_rule_for(ctx: CompletionContext) -> StopRule:
     """Single line: stop at the line end. Block: stop when a later line dedents out of it."""
     if not ctx.multiline:
         return line_stop_rule
@@ -112,22 +99,30 @@ class CompletionPipeline:
         self.cache_hits = 0
         self._running: dict[str, threading.Event] = {}  # per document: the latest request
         # The next line, computed while the user reads the shown one (server/speculation.py).
-        self.speculator = Speculator(self, prompt_for, postprocess, PARSE_WAIT_S,
-                                     SUFFIX_WINDOW_CHARS, PREFIX_WINDOW_CHARS)
+        self.speculator = Speculator(
+            self, prompt_for, postprocess, PARSE_WAIT_S, SUFFIX_WINDOW_CHARS, PREFIX_WINDOW_CHARS
+        )
 
     def update_settings(self, settings: Settings) -> None:
         old, self.settings = self.settings, settings
         if old != settings:  # cached suggestions were made under the old settings
             self.cache = TypeThroughCache()
             self.speculator.reset()
-        if (old.debounce_ms, old.debounce_max_ms) != (settings.debounce_ms, settings.debounce_max_ms):
+        if (old.debounce_ms, old.debounce_max_ms) != (
+            settings.debounce_ms,
+            settings.debounce_max_ms,
+        ):
             self.debouncer = _debouncer(settings)
 
     def counters(self) -> dict[str, float]:
         """Requests seen, answered from the type-through cache, and sent to the model
         (`modelCalls`: real requests only; speculation's own counters beside them)."""
-        return {"completionRequests": self.completion_requests, "cacheHits": self.cache_hits,
-                "modelCalls": self.model_calls, **self.speculator.counters()}
+        return {
+            "completionRequests": self.completion_requests,
+            "cacheHits": self.cache_hits,
+            "modelCalls": self.model_calls,
+            **self.speculator.counters(),
+        }
 
     def forget(self, uri: str) -> None:
         """A closed document: drop its cached suggestions and typing rhythm."""
@@ -138,9 +133,15 @@ class CompletionPipeline:
         if running is not None:
             running.set()
 
-    async def complete(self, doc: Document, position, cancel: threading.Event | None = None,
-                       *, debounce: bool = True, open_documents: Sequence[Document] = ()
-                       ) -> Suggestion | None:
+    async def complete(
+        self,
+        doc: Document,
+        position,
+        cancel: threading.Event | None = None,
+        *,
+        debounce: bool = True,
+        open_documents: Sequence[Document] = (),
+    ) -> Suggestion | None:
         """A suggestion for `position` in `doc`, or None ("no suggestion").
         `open_documents`: the workspace's other open documents (context from other files)."""
         started = time.perf_counter()
@@ -152,15 +153,20 @@ class CompletionPipeline:
             previous.set()
         self._running[doc.uri] = cancel
         try:
-            return await self._complete(doc, position, cancel, started, debounce,
-                                        open_documents)
+            return await self._complete(doc, position, cancel, started, debounce, open_documents)
         finally:
             if self._running.get(doc.uri) is cancel:
                 del self._running[doc.uri]
 
-    async def _complete(self, doc: Document, position, cancel: threading.Event, started: float,
-                        debounce: bool, open_documents: Sequence[Document] = ()
-                        ) -> Suggestion | None:
+    async def _complete(
+        self,
+        doc: Document,
+        position,
+        cancel: threading.Event,
+        started: float,
+        debounce: bool,
+        open_documents: Sequence[Document] = (),
+    ) -> Suggestion | None:
         settings = self.settings
         if getattr(doc, "too_large", False) or getattr(doc, "binary", False):
             return None
@@ -207,8 +213,9 @@ class CompletionPipeline:
         self.model_calls += 1
         future = engine.submit(request, cancel)
         try:
-            result = await asyncio.wait_for(asyncio.wrap_future(future),
-                                            settings.request_timeout_ms / 1000)
+            result = await asyncio.wait_for(
+                asyncio.wrap_future(future), settings.request_timeout_ms / 1000
+            )
         except asyncio.TimeoutError:
             cancel.set()
             log.warning("completion timed out after %d ms", settings.request_timeout_ms)
@@ -227,20 +234,29 @@ class CompletionPipeline:
             if other and other != final and other not in others:
                 others.append(other)
         self.cache.store(doc.uri, prefix_window, suffix_window, final, tuple(others))
-        suggestion = Suggestion(f"s{next(_ids)}", final, _ms(started), result.model_ms,
-                                mode=mode, alternatives=tuple(others),
-                                healed=result.healed)
+        suggestion = Suggestion(
+            f"s{next(_ids)}",
+            final,
+            _ms(started),
+            result.model_ms,
+            mode=mode,
+            alternatives=tuple(others),
+            healed=result.healed,
+        )
         if not ctx.multiline and ends_line(result.text, final, result.stop_reason):
             speculator.after_shown(doc, offset, final, suggestion.id, open_documents)
         return suggestion
 
     @staticmethod
     def _windows(text: str, offset: int) -> tuple[str, str]:
-        return (text[max(0, offset - PREFIX_WINDOW_CHARS):offset],
-                text[offset:offset + SUFFIX_WINDOW_CHARS])
+        return (
+            text[max(0, offset - PREFIX_WINDOW_CHARS) : offset],
+            text[offset : offset + SUFFIX_WINDOW_CHARS],
+        )
 
-    def _from_cache(self, doc: Document, offset: int, started: float,
-                    open_documents: Sequence[Document]) -> Suggestion | None:
+    def _from_cache(
+        self, doc: Document, offset: int, started: float, open_documents: Sequence[Document]
+    ) -> Suggestion | None:
         """The rest of a suggestion the user is typing through (or a speculation's answer
         after accept + Enter), with no model call; None on a miss."""
         prefix_window, suffix_window = self._windows(doc.text, offset)
@@ -249,52 +265,62 @@ class CompletionPipeline:
             return None
         cached = found[0]
         self.cache_hits += 1
-        suggestion = Suggestion(f"c{next(_ids)}", cached, _ms(started), 0.0, from_cache=True,
-                                alternatives=tuple(found[1:]))
+        suggestion = Suggestion(
+            f"c{next(_ids)}",
+            cached,
+            _ms(started),
+            0.0,
+            from_cache=True,
+            alternatives=tuple(found[1:]),
+        )
         step = self.speculator.note_served(doc, offset, cached)
         if step is not None and step.line_complete:  # keep the chain a line ahead
             self.speculator.after_shown(doc, offset, cached, suggestion.id, open_documents)
         return suggestion
 
 
-def prompt_for(doc: Document, position, engine, settings: Settings,
-               open_documents: Sequence[Document] = ()
-               ) -> tuple[CompletionContext, Mode, GenerationRequest]:
+def prompt_for(
+    doc: Document,
+    position,
+    engine: Engine,
+    settings: Settings,
+    open_documents: Sequence[Document] = (),
+) -> tuple[CompletionContext, Mode, GenerationRequest]:
     """(context, mode, request) of a completion at `position`: the one path from the
     document to the model call, shared by completions and `codet5.showContext` (which shows
-    exactly what this request holds)."""
-    tokenizer = engine.tokenizer
-    meta = engine.meta
-    mode = choose_mode(settings.completion_mode, meta.family)
+    exactly what this request holds). The context goes to the engine as text
+    (`CompletionQuery`); the engine makes the tokens, with its model's own conventions."""
+    mode = engine.completion_mode(settings.completion_mode)
     # Only the infill prompt shows the model the text after the cursor: other modes skip
     # fitting it (one tokenizer call, ~10% of the context step).
     suffix_tokens = settings.max_suffix_tokens if mode == "infill" else 0
     budget = context_budget_for(engine, settings)
-    ctx = build_completion_context(doc, position, tokenizer.count, budget, suffix_tokens,
-                                   open_documents)
-    request = build_completion_request(
-        mode, without_lone_surrogates(ctx.prefix), without_lone_surrogates(ctx.suffix),
-        tokenizer,
+    ctx = build_completion_context(
+        doc, position, engine.tokenizer.count, budget, suffix_tokens, open_documents
+    )
+    query = CompletionQuery(
+        prefix=without_lone_surrogates(ctx.prefix),
+        suffix=without_lone_surrogates(ctx.suffix),
         max_prefix_tokens=budget,
         max_suffix_tokens=suffix_tokens,
         max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
-        bos=meta.bos_token, eos=meta.eos_token, sentinel=meta.sentinel_token,
-        next_sentinel=meta.next_sentinel_token, decoder_marker=settings.decoder_marker,
+        mode_setting=settings.completion_mode,
         stop_rule=stop_rule_for(ctx),
-        healer=engine.healer if settings.token_healing else None,
+        heal=settings.token_healing,
         alternatives=alternatives_for(engine, settings),
+        decoder_marker=settings.decoder_marker,
     )
-    return ctx, mode, request
+    return ctx, mode, engine.completion_request(query)
 
 
-def context_budget_for(engine, settings: Settings) -> int:
+def context_budget_for(engine: Engine, settings: Settings) -> int:
     """Prefix tokens of context: the setting, or per device (CONTEXT_BUDGETS)."""
     if settings.max_context_tokens > 0:
         return settings.max_context_tokens
     return CONTEXT_BUDGETS.get(engine.device, DEFAULT_CONTEXT_BUDGET)
 
 
-def alternatives_for(engine, settings: Settings) -> int:
+def alternatives_for(engine: Engine, settings: Settings) -> int:
     """Suggestions per request: the setting, or per device (1 on CPU, where each alternative
     costs about one more continuation; 3 on a GPU, where a batch of them costs about one)."""
     if settings.alternatives > 0:
@@ -312,8 +338,9 @@ def without_lone_surrogates(text: str) -> str:
 
 
 def _debouncer(settings: Settings) -> AdaptiveDebouncer:
-    return AdaptiveDebouncer(min_ms=settings.debounce_ms,
-                             max_ms=max(settings.debounce_ms, settings.debounce_max_ms))
+    return AdaptiveDebouncer(
+        min_ms=settings.debounce_ms, max_ms=max(settings.debounce_ms, settings.debounce_max_ms)
+    )
 
 
 def _ms(start: float) -> float:

@@ -18,26 +18,76 @@ from collections.abc import Callable, Sequence
 
 from codet5_lsp.server.context import CompletionContext
 from codet5_lsp.server.repetition import cut_repeated_text
+from codet5_lsp.server.syntax import leading_ws
 
 Filter = Callable[[str, CompletionContext], "str | None"]
 
 OPENERS = {"(": ")", "[": "]", "{": "}"}
 CLOSERS = {v: k for k, v in OPENERS.items()}
 # What an editor auto-inserts after the cursor when an opener or a quote is typed.
-AUTO_CLOSERS = frozenset(")]}\"'`")
+AUTO_CLOSERS = ")]}\"'`"
+_CLOSERS_OR_SPACE = frozenset(AUTO_CLOSERS + " ")
 
-_HASH_COMMENT_LANGUAGES = frozenset({
-    "python", "ruby", "shellscript", "bash", "sh", "perl", "r", "yaml", "toml", "makefile",
-    "dockerfile", "elixir", "julia", "coffeescript", "powershell", "nim", "crystal", "php",
-})
-_SLASH_COMMENT_LANGUAGES = frozenset({
-    "c", "cpp", "java", "javascript", "javascriptreact", "typescript", "typescriptreact", "go",
-    "rust", "csharp", "php", "kotlin", "swift", "scala", "dart", "jsonc", "groovy", "zig",
-    "objective-c", "objective-cpp", "proto", "solidity", "less", "scss",
-})
-_BACKTICK_STRING_LANGUAGES = frozenset({
-    "javascript", "javascriptreact", "typescript", "typescriptreact", "go", "kotlin",
-})
+_HASH_COMMENT_LANGUAGES = frozenset(
+    {
+        "python",
+        "ruby",
+        "shellscript",
+        "bash",
+        "sh",
+        "perl",
+        "r",
+        "yaml",
+        "toml",
+        "makefile",
+        "dockerfile",
+        "elixir",
+        "julia",
+        "coffeescript",
+        "powershell",
+        "nim",
+        "crystal",
+        "php",
+    }
+)
+_SLASH_COMMENT_LANGUAGES = frozenset(
+    {
+        "c",
+        "cpp",
+        "java",
+        "javascript",
+        "javascriptreact",
+        "typescript",
+        "typescriptreact",
+        "go",
+        "rust",
+        "csharp",
+        "php",
+        "kotlin",
+        "swift",
+        "scala",
+        "dart",
+        "jsonc",
+        "groovy",
+        "zig",
+        "objective-c",
+        "objective-cpp",
+        "proto",
+        "solidity",
+        "less",
+        "scss",
+    }
+)
+_BACKTICK_STRING_LANGUAGES = frozenset(
+    {
+        "javascript",
+        "javascriptreact",
+        "typescript",
+        "typescriptreact",
+        "go",
+        "kotlin",
+    }
+)
 # Languages whose blocks end with an `end` line at the opener's indentation.
 _END_KEYWORD_LANGUAGES = frozenset({"ruby", "lua", "elixir", "julia", "crystal"})
 
@@ -63,10 +113,6 @@ def _indent_width(line: str, tab_width: int) -> int:
     return width
 
 
-def _leading_ws(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
-
-
 def _code_brackets(text: str, language_id: str) -> tuple[list[tuple[int, str]], bool]:
     """Brackets of `text` that are code (not inside a string or a line comment).
 
@@ -89,8 +135,9 @@ def _code_brackets(text: str, language_id: str) -> tuple[list[tuple[int, str]], 
                 i += 1
             elif ch == quote:
                 quote = ""
-        elif ch in quotes and not (ch == "'" and language_id == "rust"
-                                   and not re.match(r"'(\\.|[^\\'])'", text[i:i + 4])):
+        elif ch in quotes and not (
+            ch == "'" and language_id == "rust" and not re.match(r"'(\\.|[^\\'])'", text[i : i + 4])
+        ):
             quote = ch  # a Rust `'a` lifetime is not a quote; `'x'` is a char literal
         elif (hash_comment and ch == "#") or (slash_comment and text.startswith("//", i)):
             end = text.find("\n", i)
@@ -136,8 +183,9 @@ def _imbalance(line: str, language_id: str) -> int:
     return unmatched + len(stack) + int(open_string)
 
 
-def _cut_suffix_overlap(text: str, ctx: CompletionContext, min_overlap: int,
-                        inside: bool = False) -> str:
+def _cut_suffix_overlap(
+    text: str, ctx: CompletionContext, min_overlap: int, inside: bool = False
+) -> str:
     """Remove from a one-line `text` the part the line suffix already has.
 
     Candidates, in order of preference: cuts where `text` ends with the beginning of the
@@ -160,8 +208,9 @@ def _cut_suffix_overlap(text: str, ctx: CompletionContext, min_overlap: int,
         candidates.extend(body[:i] for i in reversed(starts))
     if ctx.line_suffix[:1].isspace():  # the suffix brings its own leading space
         candidates = [c if c is text else c.rstrip() for c in candidates]
-    return min(candidates, key=lambda c: _imbalance(ctx.line_prefix + c + ctx.line_suffix,
-                                                   ctx.language_id))
+    return min(
+        candidates, key=lambda c: _imbalance(ctx.line_prefix + c + ctx.line_suffix, ctx.language_id)
+    )
 
 
 def _first_nonblank(lines: str) -> str | None:
@@ -202,11 +251,11 @@ def match_indentation_style(text: str, ctx: CompletionContext) -> str | None:
     lines = text.split("\n")
     space_unit = 4
     if use_tabs:
-        runs = [len(_leading_ws(l).lstrip("\t")) for l in lines[1:] if l.strip()]
+        runs = [len(leading_ws(ln).lstrip("\t")) for ln in lines[1:] if ln.strip()]
         space_unit = 2 if min((r for r in runs if r), default=4) == 2 else 4
 
     def reindent(line: str) -> str:
-        ws = _leading_ws(line)
+        ws = leading_ws(line)
         if use_tabs:
             if " " not in ws:
                 return line
@@ -216,7 +265,7 @@ def match_indentation_style(text: str, ctx: CompletionContext) -> str | None:
             if "\t" not in ws:
                 return line
             new_ws = ws.replace("\t", unit)
-        return new_ws + line[len(ws):]
+        return new_ws + line[len(ws) :]
 
     out = []
     for i, line in enumerate(lines):
@@ -225,8 +274,7 @@ def match_indentation_style(text: str, ctx: CompletionContext) -> str | None:
                 out.append(line)
                 continue
             whole = reindent(ctx.line_prefix + line)
-            out.append(whole[len(ctx.line_prefix):] if whole.startswith(ctx.line_prefix)
-                       else line)
+            out.append(whole[len(ctx.line_prefix) :] if whole.startswith(ctx.line_prefix) else line)
         else:
             out.append(reindent(line))
     return "\n".join(out)
@@ -239,8 +287,11 @@ def needed_indent(ctx: CompletionContext) -> tuple[int, bool] | None:
     """(columns, opens) of the line at the cursor: one level deeper than the previous code
     line when that line opens a block (or the cursor is known to start one), else the
     previous code line's own; `opens` says which. None when nothing precedes the line."""
-    before = ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)] if ctx.prefix.endswith(
-        ctx.line_prefix) else ctx.prefix
+    before = (
+        ctx.prefix[: len(ctx.prefix) - len(ctx.line_prefix)]
+        if ctx.prefix.endswith(ctx.line_prefix)
+        else ctx.prefix
+    )
     tab = _tab_width(ctx)
     unit = _indent_width(ctx.indent_unit or "    ", tab) or 4
     for line in reversed(before.split("\n")[-50:]):
@@ -272,7 +323,7 @@ def cap_first_line_indent(text: str, ctx: CompletionContext) -> str | None:
     needed, opens = need
     tab = _tab_width(ctx)
     first, newline, rest = text.partition("\n")
-    lead = _leading_ws(first)
+    lead = leading_ws(first)
     have = _indent_width(ctx.line_prefix, tab)
     target = needed if have == 0 or (opens and have < needed) else have
     if _indent_width(ctx.line_prefix + lead, tab) <= target:
@@ -282,7 +333,7 @@ def cap_first_line_indent(text: str, ctx: CompletionContext) -> str | None:
         if _indent_width(ctx.line_prefix + keep + ch, tab) > target:
             break
         keep += ch
-    return keep + first[len(lead):] + newline + rest
+    return keep + first[len(lead) :] + newline + rest
 
 
 def drop_repetitive_lines(text: str, ctx: CompletionContext) -> str | None:
@@ -296,12 +347,14 @@ def drop_repetitive_lines(text: str, ctx: CompletionContext) -> str | None:
         for period in (1, 2, 3):
             if start + 3 * period > len(lines):
                 break
-            chunk = lines[start:start + period]
+            chunk = lines[start : start + period]
             if any(not line.strip() for line in chunk):
                 continue
-            if (lines[start + period:start + 2 * period] == chunk
-                    and lines[start + 2 * period:start + 3 * period] == chunk):
-                return "\n".join(text.split("\n")[:start + period])
+            if (
+                lines[start + period : start + 2 * period] == chunk
+                and lines[start + 2 * period : start + 3 * period] == chunk
+            ):
+                return "\n".join(text.split("\n")[: start + period])
     return text
 
 
@@ -344,8 +397,13 @@ def trim_to_block(text: str, ctx: CompletionContext) -> str | None:
             continue
         width = _indent_width(line, tab)
         dedented = width <= base if after_code else width < base
-        if (not after_code and base == 0 and previous_blank and width == 0
-                and line.lstrip()[0] not in CLOSERS):
+        if (
+            not after_code
+            and base == 0
+            and previous_blank
+            and width == 0
+            and line.lstrip()[0] not in CLOSERS
+        ):
             break  # a new top-level statement
         depth_before = len(stack)
         cut = _push_brackets(line, lang, stack)
@@ -356,8 +414,12 @@ def trim_to_block(text: str, ctx: CompletionContext) -> str | None:
             break
         if dedented:
             closes_opener = line.lstrip()[0] in CLOSERS and depth_before > 0
-            closes_end = (after_code and lang in _END_KEYWORD_LANGUAGES and width == base
-                          and re.match(r"end\b", line.lstrip()) is not None)
+            closes_end = (
+                after_code
+                and lang in _END_KEYWORD_LANGUAGES
+                and width == base
+                and re.match(r"end\b", line.lstrip()) is not None
+            )
             if not (closes_opener or closes_end):
                 break
             kept.append(line)
@@ -383,7 +445,7 @@ def drop_suffix_repetition(text: str, ctx: CompletionContext) -> str | None:
     Closer-only line suffixes are left to `fix_auto_closed_brackets`.
     """
     suffix = ctx.line_suffix.strip()
-    if suffix and not set(suffix) <= AUTO_CLOSERS | {" "}:
+    if suffix and not set(suffix) <= _CLOSERS_OR_SPACE:
         if len(suffix) >= 3 and text.lstrip().startswith(suffix):
             return None
         text = _cut_suffix_overlap(text, ctx, min_overlap=4)
@@ -413,7 +475,7 @@ def fix_auto_closed_brackets(text: str, ctx: CompletionContext) -> str | None:
     line is at least as balanced as without the cut (`foo(|)` + `bar()` stays `bar()`).
     """
     suffix = ctx.line_suffix.strip()
-    if not suffix or not set(suffix) <= AUTO_CLOSERS | {" "} or "\n" in text:
+    if not suffix or not set(suffix) <= _CLOSERS_OR_SPACE or "\n" in text:
         return text
     return _cut_suffix_overlap(text, ctx, min_overlap=1, inside=True)
 
@@ -429,8 +491,12 @@ def drop_trivial(text: str, ctx: CompletionContext) -> str | None:
     stripped = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
     if len(stripped.strip()) <= 1:
         return None
-    keep_space = (ctx.mid_line and "\n" not in stripped and text[len(stripped):len(stripped) + 1]
-                  in (" ", "\t") and ctx.line_suffix[:1].isalnum())
+    keep_space = (
+        ctx.mid_line
+        and "\n" not in stripped
+        and text[len(stripped) : len(stripped) + 1] in (" ", "\t")
+        and ctx.line_suffix[:1].isalnum()
+    )
     return stripped + text[len(stripped)] if keep_space else stripped
 
 
@@ -446,12 +512,14 @@ DEFAULT_FILTERS: tuple[Filter, ...] = (
 )
 
 
-def postprocess(text: str, ctx: CompletionContext,
-                filters: Sequence[Filter] = DEFAULT_FILTERS) -> str | None:
+def postprocess(
+    text: str, ctx: CompletionContext, filters: Sequence[Filter] = DEFAULT_FILTERS
+) -> str | None:
     """Run `filters` in order; None ("no suggestion") as soon as one drops the text."""
-    result: str | None = text.replace("\r\n", "\n")
+    result = text.replace("\r\n", "\n")
     for step in filters:
-        result = step(result, ctx)
-        if not result:
+        stepped = step(result, ctx)
+        if not stepped:
             return None
+        result = stepped
     return cut_repeated_text(result) or None  # a model loop: keep its first round

@@ -25,7 +25,8 @@ _LETTER = re.compile(r"[^\W\d_]")
 # Words a cut summary must not end on ("Return the given a" -> "Return the given").
 _DANGLING_WORDS = frozenset(
     "a an the of to and or for with in on by from as at is are be that which if than into "
-    "its their this".split())
+    "its their this".split()
+)
 _MAX_WORD_UNIT = 8
 
 
@@ -86,11 +87,12 @@ def _word_loop_end(words: list[str]) -> int | None:
     """Index just past the first occurrence of the earliest repeating word group, or None."""
     for start in range(len(words)):
         for size in range(1, _MAX_WORD_UNIT + 1):
-            unit = words[start:start + size]
+            unit = words[start : start + size]
             if len(unit) < size:
                 break
             copies = 3 if size == 1 else 2
-            if all(words[start + k * size:start + (k + 1) * size] == unit
-                   for k in range(1, copies)):
+            if all(
+                words[start + k * size : start + (k + 1) * size] == unit for k in range(1, copies)
+            ):
                 return start + size
     return None

@@ -30,11 +30,23 @@ from __future__ import annotations
 
 import heapq
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from codet5_lsp.server.languages import LanguageSpec, grammar_key, spec_for
+from codet5_lsp.server.syntax import (
+    IDENTIFIER,
+    body_node,
+    definition_in,
+    definition_nodes,
+    identifiers,
+    import_nodes,
+    items_around,
+    name_node,
+    top_level_item_at,
+)
 
 if TYPE_CHECKING:
     import tree_sitter
@@ -64,17 +76,28 @@ MAX_UNIT_CHARS = 240  # a unit line longer than this is not worth its tokens
 UNSEEN_WEIGHT = 0.25  # a name not used around the cursor may still be needed
 OTHER_DOC_INDEX_BYTES = 400_000  # an open document is indexed up to here
 OTHER_DOC_PARSE_BYTES = 150_000  # a stale one up to this size is parsed on the spot
-_CACHE_SIZE = 2048
 
-_IDENTIFIER = re.compile(rb"[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*")
-_ATTRIBUTE = re.compile(rb"^[ \t]*(?:self|this)\.([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)",
-                        re.M)
+_ATTRIBUTE = re.compile(
+    rb"^[ \t]*(?:self|this)\.([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?::[^=\n]*)?=(?!=)", re.M
+)
 _DECLARED_NAME = re.compile(
     rb"[ \t]*(?:export[ \t]+)?(?:(?:pub|const|let|var|static|final|public)[ \t]+)*"
-    rb"([A-Za-z_][A-Za-z0-9_]*)")
-_COMPOUND_STATEMENTS = frozenset({
-    "if_statement", "for_statement", "while_statement", "try_statement", "with_statement",
-    "match_statement", "comment", "line_comment", "block_comment", "expression_statement_call"})
+    rb"([A-Za-z_][A-Za-z0-9_]*)"
+)
+_COMPOUND_STATEMENTS = frozenset(
+    {
+        "if_statement",
+        "for_statement",
+        "while_statement",
+        "try_statement",
+        "with_statement",
+        "match_statement",
+        "comment",
+        "line_comment",
+        "block_comment",
+        "expression_statement_call",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -96,35 +119,6 @@ class Unit:
     bonus: float = 0.0  # extra weight per new name (lines right after the cursor)
 
 
-def _keywords() -> frozenset[bytes]:
-    from codet5_lsp.server.context import _COMMON_KEYWORDS
-    return _COMMON_KEYWORDS
-
-
-def unit_identifiers(text: bytes) -> frozenset[bytes]:
-    keywords = _keywords()
-    return frozenset(w for w in _IDENTIFIER.findall(text)
-                     if len(w) > 1 and w.lower() not in keywords)
-
-
-def _lru(cache: OrderedDict, key, compute: Callable, limit: int = _CACHE_SIZE):
-    found = cache.get(key)
-    if found is None:
-        found = cache[key] = compute()
-        if len(cache) > limit:
-            cache.popitem(last=False)
-    else:
-        cache.move_to_end(key)
-    return found
-
-
-def _hint_cache(doc: "Document", name: str) -> OrderedDict:
-    cache = doc.hints.get(name)
-    if cache is None:
-        cache = doc.hints[name] = OrderedDict()
-    return cache  # type: ignore[return-value]
-
-
 # ---- units of one member (cached by its bytes) ----------------------------------------------
 # A member is a top-level item, or one item of a top-level class's body (so that typing inside
 # a long class re-reads only the method being edited). Its raw units are
@@ -135,8 +129,7 @@ CONTAINER = -1
 _RawUnit = tuple[int, str, "int | None", bool, frozenset]
 
 
-def _header_rows(node: "tree_sitter.Node", item_row: int, lines: list[bytes]
-                 ) -> tuple[int, int]:
+def _header_rows(node: "tree_sitter.Node", item_row: int, lines: list[bytes]) -> tuple[int, int]:
     """(first, last) rows of a definition's signature, relative to `item_row` (`lines`:
     the lines from `item_row` on)."""
     first = node.start_point.row - item_row
@@ -147,102 +140,118 @@ def _header_rows(node: "tree_sitter.Node", item_row: int, lines: list[bytes]
     if body_row <= first:
         return first, first
     line = lines[body_row] if body_row < len(lines) else b""
-    last = body_row - 1 if not line[:body.start_point.column].strip() else body_row
+    last = body_row - 1 if not line[: body.start_point.column].strip() else body_row
     return first, min(last, first + MAX_HEADER_LINES - 1)
 
 
 def _text_rows(lines: list[bytes], first: int, last: int) -> str:
-    return b"\n".join(lines[first:last + 1]).decode("utf-8", "replace").rstrip()
+    return b"\n".join(lines[first : last + 1]).decode("utf-8", "replace").rstrip()
 
 
-def _member_units(data: bytes, node: "tree_sitter.Node", spec: LanguageSpec,
-                  in_class: bool) -> list[tuple[int, str, "int | None", bool]]:
+def _member_units(
+    data: bytes, node: "tree_sitter.Node", spec: LanguageSpec, in_class: bool
+) -> list[tuple[int, str, "int | None", bool]]:
     """Units of one member: a function's signature (and, in a class, the `self.x = ...` /
     `this.x = ...` lines of its body), a class's header, or a constant's first line."""
-    from codet5_lsp.server.context import _definition_in
-
     row0 = node.start_point.row
     parent = CONTAINER if in_class else None
     python = spec.grammar == "python"
-    definition = _definition_in(node, spec)
+    definition = definition_in(node, spec)
     # only the first lines are needed (the signature): do not split a long body
-    lines = data.split(b"\n", (definition.start_point.row - row0 if definition else 0)
-                       + MAX_HEADER_LINES + 2)
+    lines = data.split(
+        b"\n", (definition.start_point.row - row0 if definition else 0) + MAX_HEADER_LINES + 2
+    )
     if definition is not None:
         first, last = _header_rows(definition, row0, lines)
         text = _text_rows(lines, first, last)
         if not text.strip() or len(text) > 2 * MAX_UNIT_CHARS:
             return []
         out = [(first, text, parent, python and text.endswith(":"))]
-        if in_class and definition.type in spec.functions and (
-                b"self." in data or b"this." in data):
+        if (
+            in_class
+            and definition.type in spec.functions
+            and (b"self." in data or b"this." in data)
+        ):
             for match in _ATTRIBUTE.finditer(data):  # a match starts at its line's start
                 end = data.find(b"\n", match.start())
-                line = data[match.start():end if end >= 0 else len(data)]
+                line = data[match.start() : end if end >= 0 else len(data)]
                 if len(line) <= MAX_UNIT_CHARS:
-                    out.append((data.count(b"\n", 0, match.start()),
-                                line.decode("utf-8", "replace").rstrip(), first, False))
+                    out.append(
+                        (
+                            data.count(b"\n", 0, match.start()),
+                            line.decode("utf-8", "replace").rstrip(),
+                            first,
+                            False,
+                        )
+                    )
         return out
     if node.type in _COMPOUND_STATEMENTS or "comment" in node.type or node.type in spec.imports:
         return []
     text = lines[0].decode("utf-8", "replace").rstrip()
-    if text.strip() and len(text) <= MAX_UNIT_CHARS and (
-            "=" in text or "declaration" in node.type or node.type.endswith("_item")):
+    if (
+        text.strip()
+        and len(text) <= MAX_UNIT_CHARS
+        and ("=" in text or "declaration" in node.type or node.type.endswith("_item"))
+    ):
         return [(0, text, parent, False)]  # a constant (module or class level)
     return []
 
 
-def _cached_member(doc: "Document", node: "tree_sitter.Node", spec: LanguageSpec,
-                   in_class: bool) -> list[_RawUnit]:
+def _cached_member(
+    doc: "Document", node: "tree_sitter.Node", spec: LanguageSpec, in_class: bool
+) -> list[_RawUnit]:
     """The units of a member, remembered by its bytes: members away from the edit keep
     them across keystrokes."""
     # from the start of its first line: signatures keep their indentation
-    data = bytes(doc.source_bytes[node.start_byte - node.start_point.column:node.end_byte])
+    data = bytes(doc.source_bytes[node.start_byte - node.start_point.column : node.end_byte])
 
     def compute() -> list[_RawUnit]:
-        return [(*raw, unit_identifiers(raw[1].encode("utf-8", "surrogatepass")))
-                for raw in _member_units(data, node, spec, in_class)]
-    return _lru(_hint_cache(doc, "retrieval_members"), (node.type, in_class, data), compute)
+        return [
+            (*raw, identifiers(raw[1].encode("utf-8", "surrogatepass")))
+            for raw in _member_units(data, node, spec, in_class)
+        ]
+
+    return doc.context_cache.retrieval_members.get_or_compute((node.type, in_class, data), compute)
 
 
 def _class_of(item: "tree_sitter.Node", spec: LanguageSpec) -> "tree_sitter.Node | None":
-    from codet5_lsp.server.context import _definition_in
-
-    definition = _definition_in(item, spec)
+    definition = definition_in(item, spec)
     return definition if definition is not None and definition.type in spec.classes else None
 
 
-def _class_header(doc: "Document", cls: "tree_sitter.Node", spec: LanguageSpec
-                  ) -> tuple[int, str, bool, frozenset]:
+def _class_header(
+    doc: "Document", cls: "tree_sitter.Node", spec: LanguageSpec
+) -> tuple[int, str, bool, frozenset]:
     """(row, text, python_stub, identifiers) of a class's header lines."""
     row = cls.start_point.row
     body = cls.child_by_field_name("body")
     last = row
     if body is not None and body.start_point.row > row:
         body_row = body.start_point.row
-        before = bytes(doc.source_bytes[doc.byte_offset_of(doc.line_start(body_row)):
-                                        body.start_byte])
-        last = min(body_row - 1 if not before.strip() else body_row,
-                   row + MAX_HEADER_LINES - 1)
+        before = bytes(
+            doc.source_bytes[doc.byte_offset_of(doc.line_start(body_row)) : body.start_byte]
+        )
+        last = min(body_row - 1 if not before.strip() else body_row, row + MAX_HEADER_LINES - 1)
     text = "\n".join(doc.lines(row, last + 1)).rstrip()
-    return row, text, spec.grammar == "python" and text.endswith(":"), \
-        _line_identifiers(doc, text)
+    return row, text, spec.grammar == "python" and text.endswith(":"), _line_identifiers(doc, text)
 
 
 def _line_identifiers(doc: "Document", text: str) -> frozenset[bytes]:
-    """unit_identifiers(text), remembered per document (lines recur across keystrokes)."""
-    return _lru(_hint_cache(doc, "line_identifiers"), text,
-                lambda: unit_identifiers(text.encode("utf-8", "surrogatepass")))
+    """identifiers(text), remembered per document (lines recur across keystrokes)."""
+    return doc.context_cache.line_identifiers.get_or_compute(
+        text, lambda: identifiers(text.encode("utf-8", "surrogatepass"))
+    )
 
 
-def members(doc: "Document", item: "tree_sitter.Node", spec: LanguageSpec,
-            near: tuple[int, int] | None = None
-            ) -> Iterable[tuple[int, str, "int | None", bool, frozenset]]:
+def members(
+    doc: "Document",
+    item: "tree_sitter.Node",
+    spec: LanguageSpec,
+    near: tuple[int, int] | None = None,
+) -> Iterable[tuple[int, str, "int | None", bool, frozenset]]:
     """Units of a top-level item with absolute rows: (row, text, parent row, python_stub,
     identifiers). A class gives its header and the units of its body's items (those within
     the byte range `near`, when given)."""
-    from codet5_lsp.server.context import _body_node
-
     cls = _class_of(item, spec)
     if cls is None:
         base = item.start_point.row
@@ -251,17 +260,19 @@ def members(doc: "Document", item: "tree_sitter.Node", spec: LanguageSpec,
         return
     header_row, text, stub, ids = _class_header(doc, cls, spec)
     yield header_row, text, None, stub, ids
-    body = _body_node(cls)
-    for child in (_children_near(body, near) if body is not None else ()):
+    body = body_node(cls)
+    for child in _children_near(body, near) if body is not None else ():
         base = child.start_point.row
         for rel, text, parent, stub, ids in _cached_member(doc, child, spec, True):
-            absolute = header_row if parent == CONTAINER else \
-                (None if parent is None else base + parent)
+            absolute = (
+                header_row if parent == CONTAINER else (None if parent is None else base + parent)
+            )
             yield base + rel, text, absolute, stub, ids
 
 
-def _children_near(body: "tree_sitter.Node", near: tuple[int, int] | None
-                   ) -> Iterable["tree_sitter.Node"]:
+def _children_near(
+    body: "tree_sitter.Node", near: tuple[int, int] | None
+) -> Iterable["tree_sitter.Node"]:
     """The named children of `body` that overlap the byte range `near` (all without it),
     found by bisection: a long class is not walked child by child on every keystroke."""
     count = body.named_child_count
@@ -282,38 +293,44 @@ def _children_near(body: "tree_sitter.Node", near: tuple[int, int] | None
         yield child
 
 
-def _expanded_item(doc: "Document", item: "tree_sitter.Node", spec: LanguageSpec
-                   ) -> list[tuple]:
+def _expanded_item(doc: "Document", item: "tree_sitter.Node", spec: LanguageSpec) -> list[tuple]:
     """All of `members(item)` with rows relative to the item, remembered by the item's
     bytes (one lookup per item that is not being edited)."""
-    data = bytes(doc.source_bytes[item.start_byte - item.start_point.column:item.end_byte])
+    data = bytes(doc.source_bytes[item.start_byte - item.start_point.column : item.end_byte])
 
     def compute() -> list[tuple]:
         base = item.start_point.row
-        return [(row - base, text, None if parent is None else parent - base, stub, ids)
-                for row, text, parent, stub, ids in members(doc, item, spec)]
-    return _lru(_hint_cache(doc, "retrieval_items"), (item.type, data), compute)
+        return [
+            (row - base, text, None if parent is None else parent - base, stub, ids)
+            for row, text, parent, stub, ids in members(doc, item, spec)
+        ]
+
+    return doc.context_cache.retrieval_items.get_or_compute((item.type, data), compute)
 
 
 def region_counts(doc: "Document", cursor_byte: int, scan_bytes: int) -> Counter:
     """Identifier counts of the code within about scan_bytes / 2 of the cursor (one regex
     pass in C; keywords and one-letter names never reach a unit, so they are left in)."""
     data = doc.source_bytes
-    return Counter(_IDENTIFIER.findall(bytes(data[max(0, cursor_byte - scan_bytes // 2):
-                                                  cursor_byte + scan_bytes // 2])))
+    return Counter(
+        IDENTIFIER.findall(
+            bytes(data[max(0, cursor_byte - scan_bytes // 2) : cursor_byte + scan_bytes // 2])
+        )
+    )
 
 
 # ---- candidates from this document ---------------------------------------------------------
-def document_units(doc: "Document", offset: int, window_start: int,
-                   scan_bytes: int = REGION_BYTES, following_lines: int = FOLLOWING_LINES
-                   ) -> tuple[list[Unit], Counter]:
+def document_units(
+    doc: "Document",
+    offset: int,
+    window_start: int,
+    scan_bytes: int = REGION_BYTES,
+    following_lines: int = FOLLOWING_LINES,
+) -> tuple[list[Unit], Counter]:
     """Units of `doc` outside the window [window_start, offset), and the identifier counts
     of the code around the cursor (the weights): the members of the top-level items within
     about `scan_bytes` of the cursor (a long class: its members within that range), the
     imports, and the `following_lines` lines after the cursor's."""
-    from codet5_lsp.server.context import (_definition_nodes, import_nodes, items_around,
-                                           top_level_item_at)
-
     spec = spec_for(doc.language_id)
     tree = doc.tree if spec is not None else None
     if tree is None or spec is None:
@@ -329,7 +346,7 @@ def document_units(doc: "Document", offset: int, window_start: int,
     units: list[Unit] = []
     line_count = doc.line_count
     # the definitions around the cursor: their bodies go on in the window, so no " ..."
-    enclosing = {node.start_point.row for node in _definition_nodes(doc, offset)}
+    enclosing = {node.start_point.row for node in definition_nodes(doc, offset)}
     anchor_bytes = min(anchor.end_byte - anchor.start_byte, scan_bytes // 2)
     for item in items_around(anchor, scan_bytes, anchor_bytes):
         if item == anchor or item.end_byte - item.start_byte > scan_bytes:
@@ -337,14 +354,24 @@ def document_units(doc: "Document", offset: int, window_start: int,
             entries: Iterable = members(doc, item, spec, near)
         else:  # unchanged between keystrokes: remembered whole
             base = item.start_point.row
-            entries = ((base + rel, text, None if parent is None else base + parent, stub, ids)
-                       for rel, text, parent, stub, ids in _expanded_item(doc, item, spec))
+            entries = (
+                (base + rel, text, None if parent is None else base + parent, stub, ids)
+                for rel, text, parent, stub, ids in _expanded_item(doc, item, spec)
+            )
         for row, text, parent, stub, ids in entries:
             if row >= line_count or window_row <= row <= cursor_row:
                 continue  # nothing, or already in the window (or the cursor's own line)
-            units.append(Unit(("", row), DEFINITIONS, text, ids,
-                              ("", parent) if parent is not None else None, "",
-                              stub and row not in enclosing))
+            units.append(
+                Unit(
+                    ("", row),
+                    DEFINITIONS,
+                    text,
+                    ids,
+                    ("", parent) if parent is not None else None,
+                    "",
+                    stub and row not in enclosing,
+                )
+            )
     if following_lines > 0:
         last = min(line_count - 1, cursor_row + following_lines)
         for r in range(cursor_row + 1, last + 1):
@@ -355,8 +382,9 @@ def document_units(doc: "Document", offset: int, window_start: int,
                 units.append(Unit(("", r), FOLLOWING, text, ids, None, "", False, bonus))
     for start, text in import_nodes(doc):
         if start < window_start:
-            units.append(Unit(("", doc.line_of(start)), IMPORTS, text,
-                              _line_identifiers(doc, text)))
+            units.append(
+                Unit(("", doc.line_of(start)), IMPORTS, text, _line_identifiers(doc, text))
+            )
     return units, counts
 
 
@@ -371,32 +399,30 @@ def definition_index(doc: "Document") -> dict[bytes, list[tuple]]:
     """Top-level names of `doc` (functions, classes, constants) -> their units (a class:
     header, method signatures and the attributes they set). Rebuilt only after `doc`
     changed; None-safe for documents without a tree."""
-    cached = doc.hints.get("definition_index")
-    if cached is not None and cached[0] == doc.edit_count:  # type: ignore[index]
-        return cached[1]  # type: ignore[index]
+    cached = doc.context_cache.definition_index
+    if cached is not None and cached[0] == doc.edit_count:
+        return cached[1]
     spec = spec_for(doc.language_id)
     if spec is None or not doc.parseable:
         return {}
     if not doc.tree_is_current:
         if len(doc.source_bytes) > OTHER_DOC_PARSE_BYTES or doc.parse_pending:
             _parse_in_background(doc)  # a long parse never runs inside a keystroke
-            return cached[1] if cached is not None else {}  # type: ignore[index]
+            return cached[1] if cached is not None else {}
     tree = doc.tree  # short (a few ms at most), or already current
     index: dict[bytes, list[tuple]] = {}
     if tree is not None:
-        from codet5_lsp.server.context import _definition_in, _name_node
-
         for item in tree.root_node.named_children:
             if item.start_byte > OTHER_DOC_INDEX_BYTES:
                 break
             if item.type in spec.imports:
                 continue
-            definition = _definition_in(item, spec)
-            name_node = _name_node(definition, spec) if definition is not None else None
-            if definition is not None and name_node is not None:
-                name = bytes(doc.source_bytes[name_node.start_byte:name_node.end_byte])
+            definition = definition_in(item, spec)
+            named = name_node(definition, spec) if definition is not None else None
+            if definition is not None and named is not None:
+                name = bytes(doc.source_bytes[named.start_byte : named.end_byte])
             elif definition is None:
-                first = bytes(doc.source_bytes[item.start_byte:item.end_byte]).split(b"\n")[0]
+                first = bytes(doc.source_bytes[item.start_byte : item.end_byte]).split(b"\n")[0]
                 found = _DECLARED_NAME.match(first)
                 if found is None or b"=" not in first:
                     continue
@@ -406,7 +432,7 @@ def definition_index(doc: "Document") -> dict[bytes, list[tuple]]:
             units = list(members(doc, item, spec))
             if units:
                 index.setdefault(name, []).extend(units)
-    doc.hints["definition_index"] = (doc.edit_count, index)
+    doc.context_cache.definition_index = (doc.edit_count, index)
     return index
 
 
@@ -419,9 +445,9 @@ def _parse_in_background(doc: "Document") -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return
-    task = doc.hints.get("background_parse")
-    if task is None or task.done():  # type: ignore[attr-defined]
-        doc.hints["background_parse"] = loop.create_task(doc.parse_cooperatively())
+    task = doc.context_cache.background_parse
+    if task is None or task.done():
+        doc.context_cache.background_parse = loop.create_task(doc.parse_cooperatively())
 
 
 def module_stem(uri: str) -> bytes:
@@ -430,8 +456,9 @@ def module_stem(uri: str) -> bytes:
     return name.split(".", 1)[0].encode("utf-8", "surrogatepass")
 
 
-def other_document_units(doc: "Document", names: Iterable[bytes],
-                         open_documents: Sequence["Document"]) -> list[Unit]:
+def other_document_units(
+    doc: "Document", names: Iterable[bytes], open_documents: Sequence["Document"]
+) -> list[Unit]:
     """Units from the other open documents of the same language: the definitions of
     `names` (the first document defining a name wins), and every top-level definition of a
     document imported as a module (its file's stem is one of `names`: `import positions as
@@ -440,44 +467,58 @@ def other_document_units(doc: "Document", names: Iterable[bytes],
     wanted = set(names)
     out: list[Unit] = []
     for other in open_documents:
-        if other is doc or other.uri == doc.uri or grammar_key(other.language_id) != key \
-                or other.too_large or other.binary:
+        if (
+            other is doc
+            or other.uri == doc.uri
+            or grammar_key(other.language_id) != key
+            or other.too_large
+            or other.binary
+        ):
             continue
         index = definition_index(other)
         label = document_label(other.uri)
         whole_module = module_stem(other.uri) in wanted
-        for name in (list(index) if whole_module else list(wanted)):
+        for name in list(index) if whole_module else list(wanted):
             raw = index.get(name)
             if not raw:
                 continue
             wanted.discard(name)
             for row, text, parent, stub, ids in raw:
-                out.append(Unit((label, row), OTHER_FILES, text, ids,
-                                (label, parent) if parent is not None else None, label, stub))
+                out.append(
+                    Unit(
+                        (label, row),
+                        OTHER_FILES,
+                        text,
+                        ids,
+                        (label, parent) if parent is not None else None,
+                        label,
+                        stub,
+                    )
+                )
     return out
 
 
 def imported_names(doc: "Document", window_start: int, offset: int) -> list[bytes]:
     """Names the cursor's code may take from other files: those its imports bind and those
     used in the last lines before the cursor (most recent first)."""
-    from codet5_lsp.server.context import import_nodes
-
     names: dict[bytes, None] = {}
     data = doc.source_bytes
     line = doc.line_of(offset)
-    recent = bytes(data[doc.byte_offset_of(doc.line_start(max(0, line - 20))):
-                        doc.byte_offset_of(offset)])
-    for word in reversed(_IDENTIFIER.findall(recent)):
+    recent = bytes(
+        data[doc.byte_offset_of(doc.line_start(max(0, line - 20))) : doc.byte_offset_of(offset)]
+    )
+    for word in reversed(IDENTIFIER.findall(recent)):
         names.setdefault(word, None)
     for _, text in import_nodes(doc):
-        for word in _IDENTIFIER.findall(text.encode("utf-8", "surrogatepass")):
+        for word in IDENTIFIER.findall(text.encode("utf-8", "surrogatepass")):
             names.setdefault(word, None)
     return list(names)
 
 
 # ---- choosing and laying out ---------------------------------------------------------------
-def choose_units(units: Sequence[Unit], weights: Counter, covered: frozenset[bytes] | set,
-                 budget_chars: float) -> list[Unit]:
+def choose_units(
+    units: Sequence[Unit], weights: Counter, covered: frozenset[bytes] | set, budget_chars: float
+) -> list[Unit]:
     """Greedy by value per character (lazy: a unit's value only falls as names get covered):
     value = sum of the weights of the names it adds; a unit's parent is taken with it."""
     by_order = {u.order: u for u in units}
@@ -545,9 +586,15 @@ def layout(chosen: Sequence[Unit], line_comment: str) -> list[tuple[str, str]]:
         return "".join(out)
 
     if others:
-        parts.append((OTHER_FILES, "".join(
-            f"{line_comment} {label}\n" + lines(group) + "\n"
-            for label, group in others.items())))
+        parts.append(
+            (
+                OTHER_FILES,
+                "".join(
+                    f"{line_comment} {label}\n" + lines(group) + "\n"
+                    for label, group in others.items()
+                ),
+            )
+        )
     imports = [u for u in chosen if not u.source and u.kind == IMPORTS]
     if imports:
         parts.append((IMPORTS, lines(imports) + "\n"))

@@ -7,14 +7,19 @@ import dataclasses
 from dataclasses import dataclass, fields
 from typing import Any, Literal, get_args, get_type_hints
 
+from codet5_lsp.server.errors import InvalidParamsError
+
 CompletionMode = Literal["auto", "decoder", "seq2seq", "infill"]
 Device = Literal["auto", "cpu", "cuda"]
 ComputeType = Literal[
-    "auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16",
-    "float16", "bfloat16", "float32",
-]
-Quantization = Literal[
-    "none", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "float16", "bfloat16",
+    "auto",
+    "default",
+    "int8",
+    "int8_float32",
+    "int8_float16",
+    "int8_bfloat16",
+    "float16",
+    "bfloat16",
     "float32",
 ]
 
@@ -22,7 +27,7 @@ DEFAULT_MODEL = "Salesforce/codet5p-220m"
 DEFAULT_SUMMARY_MODEL = "Salesforce/codet5p-220m-bimodal"
 
 
-class SettingsError(ValueError):
+class SettingsError(ValueError, InvalidParamsError):
     """A setting has the wrong type or an unknown value; the message names the key."""
 
 
@@ -63,7 +68,6 @@ class Settings:
     request_timeout_ms: int = 3000
     max_file_bytes: int = 2_000_000
     disabled_languages: tuple[str, ...] = ()
-    inter_threads: int = 1
     intra_threads: int = 0
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     cache_dir: str | None = None
@@ -86,18 +90,16 @@ class Settings:
         updates: dict[str, Any] = {}
         for raw_key, value in overrides.items():
             key = _snake(raw_key)
-            if key not in known or value is None and key not in ("revision", "cache_dir", "backend",
-                                                           "backend_token_file"):
+            if key not in known or value is None and key not in _NULLABLE:
                 continue
             updates[key] = _coerce(key, value, hints[key])
             if key in _MAXIMA and updates[key] > _MAXIMA[key]:
                 raise SettingsError(f"setting {key!r}: at most {_MAXIMA[key]}, got {value!r}")
         return dataclasses.replace(self, **updates)
 
-    def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-
+# Settings that a client may set back to null (their default).
+_NULLABLE = ("revision", "cache_dir", "backend", "backend_token_file")
 # Upper bounds of integer settings that have one.
 _MAXIMA = {"speculation_depth": 2}
 
@@ -117,7 +119,9 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = getattr(hint, "__origin__", None)
     if value is None:
         return None
-    if origin is Literal or (args and all(isinstance(a, str) for a in args) and str(hint).startswith("typing.Literal")):
+    if origin is Literal or (
+        args and all(isinstance(a, str) for a in args) and str(hint).startswith("typing.Literal")
+    ):
         if value not in args:
             raise SettingsError(f"setting {key!r}: {value!r} is not one of {', '.join(args)}")
         return value

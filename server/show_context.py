@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from codet5_lsp.server.context import CompletionContext
+from codet5_lsp.server.errors import InvalidParamsError
 from codet5_lsp.server.retrieval import SUFFIX, WINDOW
 
 
@@ -22,7 +23,7 @@ class _Tokenizer(Protocol):
     def count(self, text: str) -> int: ...
 
 
-class ShowContextError(ValueError):
+class ShowContextError(ValueError, InvalidParamsError):
     """Arguments of codet5.showContext that cannot be used (said in the message)."""
 
 
@@ -32,17 +33,21 @@ def parse_arguments(args: Any) -> tuple[str, int, int]:
     if isinstance(first, (list, tuple)) and first:  # pygls may pass the list as one arg
         first = first[0]
     if not isinstance(first, dict) or not isinstance(first.get("uri"), str):
-        raise ShowContextError('codet5.showContext expects [{"uri": ..., "position": '
-                               '{"line": ..., "character": ...}}]')
+        raise ShowContextError(
+            'codet5.showContext expects [{"uri": ..., "position": {"line": ..., "character": ...}}]'
+        )
     position = first.get("position")
     if not isinstance(position, dict):
-        raise ShowContextError("codet5.showContext: position must be "
-                               '{"line": ..., "character": ...}')
+        raise ShowContextError(
+            'codet5.showContext: position must be {"line": ..., "character": ...}'
+        )
     line, character = position.get("line"), position.get("character")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-               for v in (line, character)):
-        raise ShowContextError("codet5.showContext: line and character must be "
-                               "non-negative integers")
+    if not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (line, character)
+    ):
+        raise ShowContextError(
+            "codet5.showContext: line and character must be non-negative integers"
+        )
     return first["uri"], int(line), int(character)  # type: ignore[arg-type]
 
 
@@ -76,8 +81,9 @@ def _sections(ctx: CompletionContext) -> list[tuple[str, str]]:
     return [(k, t) for k, t in parts if t]
 
 
-def _split(run_text: str, run: list[str], sections: list[tuple[str, str]],
-           tokenizer: _Tokenizer) -> list[dict[str, Any]]:
+def _split(
+    run_text: str, run: list[str], sections: list[tuple[str, str]], tokenizer: _Tokenizer
+) -> list[dict[str, Any]]:
     """Parts of one decoded run that lies inside the text of `sections` joined."""
     whole = "".join(t for _, t in sections)
     at = len(whole) - len(run_text) if whole.endswith(run_text) else whole.find(run_text)
@@ -98,9 +104,13 @@ def _split(run_text: str, run: list[str], sections: list[tuple[str, str]],
     return out
 
 
-def shown_parts(ctx: CompletionContext, encoder_tokens: list[str] | None,
-                decoder_prefix: list[str], tokenizer: _Tokenizer,
-                heal_tokens: tuple[str, ...] | list[str] = ()) -> list[dict[str, Any]]:
+def shown_parts(
+    ctx: CompletionContext,
+    encoder_tokens: list[str] | None,
+    decoder_prefix: list[str],
+    tokenizer: _Tokenizer,
+    heal_tokens: tuple[str, ...] | list[str] = (),
+) -> list[dict[str, Any]]:
     """Everything the model sees, in order: the encoder input, then the decoder prefix, as
     {"kind", "tokens", "text"} parts (special tokens left out). Text from the context's
     prefix is split by its parts' kinds, text from its suffix is "suffix"; anything else
@@ -119,8 +129,13 @@ def shown_parts(ctx: CompletionContext, encoder_tokens: list[str] | None,
             elif text:
                 parts.append({"kind": "other", "tokens": len(run), "text": text})
     if heal_tokens:
-        parts.append({"kind": HEALED, "tokens": len(heal_tokens),
-                      "text": tokenizer.decode_tokens(list(heal_tokens))})
+        parts.append(
+            {
+                "kind": HEALED,
+                "tokens": len(heal_tokens),
+                "text": tokenizer.decode_tokens(list(heal_tokens)),
+            }
+        )
     return parts
 
 
@@ -138,8 +153,14 @@ def format_parts(parts: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def file_context(settings: Any, path: Any, text: str, line: int, character: int,
-                 open_texts: dict[str, tuple[str, str]]) -> tuple[list[dict[str, Any]], str]:
+def file_context(
+    settings: Any,
+    path: Any,
+    text: str,
+    line: int,
+    character: int,
+    open_texts: dict[str, tuple[str, str]],
+) -> tuple[list[dict[str, Any]], str]:
     """(parts, mode) for 0-based `line`/`character` of a file (the `codet5-lsp context`
     command): the file and `open_texts` (uri -> (languageId, text): other files taken as
     open in the editor) go into a document store, and the pipeline builds the request, as
@@ -153,8 +174,11 @@ def file_context(settings: Any, path: Any, text: str, line: int, character: int,
 
     store = DocumentStore(encoding="utf-32", max_bytes=settings.max_file_bytes)
     doc = store.open(path.resolve().as_uri(), text, language_id_for_path(path), 0)
-    others = [store.open(uri, other, language, 0) for uri, (language, other) in
-              open_texts.items() if uri != doc.uri]
+    others = [
+        store.open(uri, other, language, 0)
+        for uri, (language, other) in open_texts.items()
+        if uri != doc.uri
+    ]
     models = ModelManager(settings)
     try:
         models.wait_ready()
@@ -162,9 +186,15 @@ def file_context(settings: Any, path: Any, text: str, line: int, character: int,
         engine = models.completion_engine()
         if state != "ready" or engine is None:
             raise RuntimeError(str(error or state))
-        ctx, mode, request = prompt_for(doc, types.Position(line=line, character=character),
-                                        engine, settings, others)
-        return shown_parts(ctx, request.encoder_tokens, request.decoder_prefix,
-                           engine.tokenizer, request.heal_tokens), mode
+        ctx, mode, request = prompt_for(
+            doc, types.Position(line=line, character=character), engine, settings, others
+        )
+        return shown_parts(
+            ctx,
+            request.encoder_tokens,
+            request.decoder_prefix,
+            engine.tokenizer,
+            request.heal_tokens,
+        ), mode
     finally:
         models.close()

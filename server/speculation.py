@@ -36,21 +36,18 @@ import asyncio
 import dataclasses
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from codet5_lsp.inference.generation import BACKGROUND_PRIORITY
+from codet5_lsp.inference.generation import Priority
 
 if TYPE_CHECKING:
     from codet5_lsp.server.documents import Document
 
 log = logging.getLogger(__name__)
 
-# Speculation runs as background work: any completion or hover preempts it.
-SPECULATION_PRIORITY = BACKGROUND_PRIORITY
-# Priority of a speculation promoted by an accept signal or a waiting request (a completion's).
-PROMOTED_PRIORITY = 0
 MAX_DEPTH = 2
 # How much of the hypothetical text before the cursor is compared with the real document:
 # the type-through cache's own key window (typethrough.PREFIX_KEY_CHARS), plus a margin for
@@ -105,31 +102,31 @@ def relation(text: str, offset: int, step: Step) -> str | None:
     is at or after it (Enter was pressed; what follows it is auto-indent or typing);
     None: the document can no longer become the hypothetical one.
     Both need the text after the cursor to be the hypothetical suffix."""
-    if text[offset:offset + len(step.suffix)] != step.suffix:
+    if text[offset : offset + len(step.suffix)] != step.suffix:
         return None
     window = step.hyp_window
     if offset < step.hyp_offset:
         back = step.hyp_offset - offset
         if back > MARGIN_CHARS or back > len(window):
             return None
-        want = window[:len(window) - back][-CHECK_CHARS:]
-        return "before" if text[max(0, offset - len(want)):offset] == want else None
+        want = window[: len(window) - back][-CHECK_CHARS:]
+        return "before" if text[max(0, offset - len(want)) : offset] == want else None
     want = window[-CHECK_CHARS:]
     start = step.hyp_offset - len(want)
     if start < 0:
         return None
-    return "after" if text[start:step.hyp_offset] == want else None
+    return "after" if text[start : step.hyp_offset] == want else None
 
 
 def hypothetical_window(text: str, offset: int, line: str) -> str:
     """The last CHECK_CHARS + MARGIN_CHARS of text[:offset] + line + "\\n"."""
     keep = CHECK_CHARS + MARGIN_CHARS
-    return (text[max(0, offset - keep):offset] + line + "\n")[-keep:]
+    return (text[max(0, offset - keep) : offset] + line + "\n")[-keep:]
 
 
 def rest_of_line_is_blank(text: str, offset: int) -> bool:
     end = text.find("\n", offset)
-    return not text[offset:len(text) if end < 0 else end].strip()
+    return not text[offset : len(text) if end < 0 else end].strip()
 
 
 class Speculator:
@@ -139,9 +136,15 @@ class Speculator:
     beside the pipeline, not above it); the engine, settings and type-through cache are read
     from the pipeline when a step runs (settings changes replace the cache)."""
 
-    def __init__(self, pipeline: Any, prompt_for: Callable, postprocess: Callable,
-                 parse_wait_s: float = 0.05, suffix_chars: int = 1000,
-                 prefix_chars: int = 4000):
+    def __init__(
+        self,
+        pipeline: Any,
+        prompt_for: Callable,
+        postprocess: Callable,
+        parse_wait_s: float = 0.05,
+        suffix_chars: int = 1000,
+        prefix_chars: int = 4000,
+    ):
         self.pipeline = pipeline
         self._prompt_for = prompt_for
         self._postprocess = postprocess
@@ -170,13 +173,16 @@ class Speculator:
 
     def counters(self) -> dict[str, float]:
         pending = sum(s.model_ms for c in self.chains.values() for s in c.steps if not s.served)
-        return {"speculativeModelCalls": self.model_calls, "speculationHits": self.served,
-                "speculationWaits": self.waited, "speculationLineEnds": self.line_ends,
-                "speculationBlankLines": self.blank_lines,
-                "speculationPromotions": self.promotions,
-                "speculativeMs": round(self.total_ms, 1),
-                "discardedSpeculativeMs": round(max(0.0, self.total_ms - self.served_ms
-                                                    - pending), 1)}
+        return {
+            "speculativeModelCalls": self.model_calls,
+            "speculationHits": self.served,
+            "speculationWaits": self.waited,
+            "speculationLineEnds": self.line_ends,
+            "speculationBlankLines": self.blank_lines,
+            "speculationPromotions": self.promotions,
+            "speculativeMs": round(self.total_ms, 1),
+            "discardedSpeculativeMs": round(max(0.0, self.total_ms - self.served_ms - pending), 1),
+        }
 
     # -- the real request's side -------------------------------------------------------------
 
@@ -189,11 +195,12 @@ class Speculator:
         for step in chain.steps:
             how = relation(text, offset, step)
             if how == "after" and step.done:
-                extra = text[step.hyp_offset:offset]
+                extra = text[step.hyp_offset : offset]
                 if step.blank and step.indent.startswith(extra):
                     pass  # auto-indent on a line the model leaves blank
                 elif not (step.text or "").startswith(extra) and not (
-                        step.line_complete and extra.startswith((step.text or "") + "\n")):
+                    step.line_complete and extra.startswith((step.text or "") + "\n")
+                ):
                     how = None  # typed something else than the answer (or the next line)
             if how is not None:
                 found.append((step, how))
@@ -215,7 +222,7 @@ class Speculator:
             if how == "before" and step.hyp_offset - offset == 1:
                 self.line_ends += 1
                 return True
-            if how == "after" and step.blank and text[step.hyp_offset:offset] == step.indent:
+            if how == "after" and step.blank and text[step.hyp_offset : offset] == step.indent:
                 if not step.served:
                     step.served = True
                     self.served_ms += step.model_ms
@@ -227,8 +234,7 @@ class Speculator:
         """A type-through cache hit `text` at `offset`: the step it came from, if any."""
         whole = doc.text
         for step, how in self._related(doc, offset):
-            if how == "after" and step.text and \
-                    step.text == whole[step.hyp_offset:offset] + text:
+            if how == "after" and step.text and step.text == whole[step.hyp_offset : offset] + text:
                 if not step.served:
                     step.served = True
                     self.served_ms += step.model_ms
@@ -236,8 +242,9 @@ class Speculator:
                 return step
         return None
 
-    async def wait_for(self, doc: "Document", offset: int, cancel: threading.Event,
-                       timeout_s: float) -> bool:
+    async def wait_for(
+        self, doc: "Document", offset: int, cancel: threading.Event, timeout_s: float
+    ) -> bool:
         """If a speculation for this spot is still running, promote it and wait for it.
         True when one finished (the caller looks in the cache again)."""
         pending = [s for s, how in self._related(doc, offset) if how == "after" and not s.done]
@@ -277,12 +284,18 @@ class Speculator:
             return  # started: restarting would throw its work away
         cancel.set()  # the queued background job; the same request goes in as urgent work
         self.promotions += 1
-        self._submit(step, PROMOTED_PRIORITY)
+        self._submit(step, Priority.COMPLETION)  # promoted: the editor waits
 
     # -- starting and extending chains ---------------------------------------------------------
 
-    def after_shown(self, doc: "Document", offset: int, text: str, suggestion_id: str,
-                    open_documents: Sequence["Document"] = ()) -> None:
+    def after_shown(
+        self,
+        doc: "Document",
+        offset: int,
+        text: str,
+        suggestion_id: str,
+        open_documents: Sequence["Document"] = (),
+    ) -> None:
         """A suggestion `text` that ends at the model's line break was shown at `offset`:
         speculate the line after it (unless that state is already speculated). Never raises:
         the suggestion it follows is answered whatever happens here."""
@@ -291,8 +304,14 @@ class Speculator:
         except Exception:
             log.exception("speculation not started")
 
-    def _after_shown(self, doc: "Document", offset: int, text: str, suggestion_id: str,
-                     open_documents: Sequence["Document"]) -> None:
+    def _after_shown(
+        self,
+        doc: "Document",
+        offset: int,
+        text: str,
+        suggestion_id: str,
+        open_documents: Sequence["Document"],
+    ) -> None:
         depth = self.depth
         if depth <= 0 or not text or "\n" in text:
             return
@@ -301,12 +320,11 @@ class Speculator:
             return
         hyp_offset = offset + len(text) + 1
         window = hypothetical_window(whole, offset, text)
-        suffix = whole[offset:offset + self.suffix_chars]
+        suffix = whole[offset : offset + self.suffix_chars]
         chain = self.chains.get(doc.uri)
         if chain is not None and not chain.cancelled:
             for i, step in enumerate(chain.steps):
-                if (step.hyp_offset, step.hyp_window, step.suffix) == (hyp_offset, window,
-                                                                         suffix):
+                if (step.hyp_offset, step.hyp_window, step.suffix) == (hyp_offset, window, suffix):
                     chain.source_ids.add(suggestion_id)
                     self._retire(chain, chain.steps[:i])
                     del chain.steps[:i]
@@ -319,11 +337,13 @@ class Speculator:
         indent = auto_indent(whole[line_start:offset] + text, self._indent_unit(doc, offset))
         fork = doc.fork_with_insert(offset, text + "\n" + indent)
         step = Step(hyp_offset, window, suffix, fork, indent)
-        chain = Chain(doc.uri, [step], depth, {suggestion_id}, self.pipeline.settings,
-                      tuple(open_documents))
+        chain = Chain(
+            doc.uri, [step], depth, {suggestion_id}, self.pipeline.settings, tuple(open_documents)
+        )
         self.chains[doc.uri] = chain
-        chain.task = asyncio.get_running_loop().create_task(self._run(chain),
-                                                            name=f"speculate {doc.uri}")
+        chain.task = asyncio.get_running_loop().create_task(
+            self._run(chain), name=f"speculate {doc.uri}"
+        )
 
     def cancel(self, uri: str) -> None:
         chain = self.chains.pop(uri, None)
@@ -365,16 +385,26 @@ class Speculator:
                 if chain.cancelled or not step.done:
                     return
                 index = chain.steps.index(step) + 1  # earlier steps may have been retired
-                if (index == len(chain.steps) and len(chain.steps) < chain.target
-                        and step.text and step.line_complete and not step.multiline):
+                if (
+                    index == len(chain.steps)
+                    and len(chain.steps) < chain.target
+                    and step.text
+                    and step.line_complete
+                    and not step.multiline
+                ):
                     indent = auto_indent(step.text, self._indent_unit(step.doc, step.hyp_offset))
-                    answer = step.text[len(step.indent):]  # the step's doc holds its indent
-                    chain.steps.append(Step(
-                        step.hyp_offset + len(step.text) + 1,
-                        (step.hyp_window + step.text + "\n")[-(CHECK_CHARS + MARGIN_CHARS):],
-                        step.suffix,
-                        step.doc.fork_with_insert(step.hyp_offset + len(step.indent),
-                                                  answer + "\n" + indent), indent))
+                    answer = step.text[len(step.indent) :]  # the step's doc holds its indent
+                    chain.steps.append(
+                        Step(
+                            step.hyp_offset + len(step.text) + 1,
+                            (step.hyp_window + step.text + "\n")[-(CHECK_CHARS + MARGIN_CHARS) :],
+                            step.suffix,
+                            step.doc.fork_with_insert(
+                                step.hyp_offset + len(step.indent), answer + "\n" + indent
+                            ),
+                            indent,
+                        )
+                    )
         except asyncio.CancelledError:
             pass
         except Exception:  # speculation must never disturb real requests
@@ -394,8 +424,9 @@ class Speculator:
             return
         at = step.hyp_offset + len(step.indent)
         position = fork.position_at(at)
-        ctx, _mode, request = self._prompt_for(fork, position, engine, chain.settings,
-                                               chain.open_documents)
+        ctx, _mode, request = self._prompt_for(
+            fork, position, engine, chain.settings, chain.open_documents
+        )
         if chain.cancelled:
             return
         if ctx.in_string_or_comment and ctx.mid_line:
@@ -405,33 +436,35 @@ class Speculator:
         step.multiline = ctx.multiline
         step.outcome = asyncio.get_running_loop().create_future()
         self.model_calls += 1
-        self._submit(step, PROMOTED_PRIORITY if step.promoted else SPECULATION_PRIORITY)
+        # background work (any completion or hover preempts it) until promoted by an accept
+        # signal or a waiting request
+        self._submit(step, Priority.COMPLETION if step.promoted else Priority.BACKGROUND)
         job = await step.outcome
         result = job.result()
         if chain.cancelled or result.stop_reason == "cancelled":
             return
         final = self._postprocess(result.text, ctx) or ""
         step.model_ms = result.model_ms
-        step.line_complete = not ctx.multiline and ends_line(result.text, final,
-                                                             result.stop_reason)
+        step.line_complete = not ctx.multiline and ends_line(result.text, final, result.stop_reason)
         step.blank = not final and result.stop_reason != "cancelled"
         step.text = step.indent + final if final else ""
         if final and pipeline.settings == chain.settings:
             text = step.doc.text
             for where, answer in ((at, final), (step.hyp_offset, step.text)):
-                pipeline.cache.store(chain.uri, text[max(0, where - self.prefix_chars):where],
-                                     step.suffix, answer)
+                pipeline.cache.store(
+                    chain.uri, text[max(0, where - self.prefix_chars) : where], step.suffix, answer
+                )
 
     @staticmethod
     def _indent_unit(doc: "Document", offset: int) -> str:
-        from codet5_lsp.server.context import detect_indent_unit
+        from codet5_lsp.server.syntax import detect_indent_unit
 
         try:
             return detect_indent_unit(doc, doc.line_of(offset))
         except Exception:  # a document without usable indentation
             return "    "
 
-    def _submit(self, step: Step, priority: int) -> None:
+    def _submit(self, step: Step, priority: Priority) -> None:
         engine = self.pipeline.models.completion_engine()
         if engine is None or step.outcome is None or step.outcome.done():
             return
@@ -465,8 +498,13 @@ def ends_line(raw: str, final: str, stop_reason: str) -> bool:
     trailing spaces aside: the filters cap an indentation deeper than the block's). Only then
     is "the model's next line" the line after it, and its answer at the line's end the line
     break."""
-    return (stop_reason == "stop_rule" and bool(final) and "\n" not in final
-            and "\n" in raw and raw.split("\n", 1)[0].strip() == final.strip())
+    return (
+        stop_reason == "stop_rule"
+        and bool(final)
+        and "\n" not in final
+        and "\n" in raw
+        and raw.split("\n", 1)[0].strip() == final.strip()
+    )
 
 
 BLOCK_OPENERS = (":", "{", "(", "[")
@@ -476,5 +514,5 @@ def auto_indent(line: str, unit: str = "    ") -> str:
     """The indentation an editor inserts after Enter at the end of `line`: the line's own,
     one unit deeper after a block opener or an open bracket (VS Code's rules for Python
     and C-like languages; Neovim's smartindent does the same for these)."""
-    indent = line[:len(line) - len(line.lstrip(" \t"))]
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
     return indent + unit if line.rstrip().endswith(BLOCK_OPENERS) else indent

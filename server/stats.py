@@ -41,21 +41,36 @@ class StatsLog:
         self._shown: OrderedDict[str, tuple[float | None, str | None]] = OrderedDict()
         self._failed = False
 
-    def record_shown(self, suggestion_id: str, latency_ms: float | None,
-                     language: str | None = None) -> None:
+    def record_shown(
+        self, suggestion_id: str, latency_ms: float | None, language: str | None = None
+    ) -> None:
         self._shown[suggestion_id] = (latency_ms, language)
         while len(self._shown) > _REMEMBERED_SHOWN:
             self._shown.popitem(last=False)
-        self._append({"kind": "shown", "id": suggestion_id, "latency_ms": _round(latency_ms),
-                      "ts": time.time(), "language": language})
+        self._append(
+            {
+                "kind": "shown",
+                "id": suggestion_id,
+                "latency_ms": _round(latency_ms),
+                "ts": time.time(),
+                "language": language,
+            }
+        )
 
-    def record_accepted(self, suggestion_id: str, latency_ms: float | None = None,
-                        language: str | None = None) -> None:
+    def record_accepted(
+        self, suggestion_id: str, latency_ms: float | None = None, language: str | None = None
+    ) -> None:
         """Log an acceptance; latency and language default to those of the shown event."""
         shown_latency, shown_language = self._shown.get(suggestion_id, (None, None))
-        self._append({"kind": "accepted", "id": suggestion_id,
-                      "latency_ms": _round(latency_ms if latency_ms is not None else shown_latency),
-                      "ts": time.time(), "language": language or shown_language})
+        self._append(
+            {
+                "kind": "accepted",
+                "id": suggestion_id,
+                "latency_ms": _round(latency_ms if latency_ms is not None else shown_latency),
+                "ts": time.time(),
+                "language": language or shown_language,
+            }
+        )
 
     def _append(self, event: dict[str, Any]) -> None:
         try:
@@ -98,8 +113,11 @@ def read_events(path: Path | str) -> tuple[list[dict[str, Any]], int]:
                 except ValueError:
                     bad += 1
                     continue
-                if (not isinstance(event, dict) or event.get("kind") not in ("shown", "accepted")
-                        or not isinstance(event.get("id"), (str, int))):
+                if (
+                    not isinstance(event, dict)
+                    or event.get("kind") not in ("shown", "accepted")
+                    or not isinstance(event.get("id"), (str, int))
+                ):
                     bad += 1
                     continue
                 events.append(event)
@@ -125,14 +143,18 @@ def summarize(path: Path | str) -> dict[str, Any]:
         else:
             accepted.add(key)
     accepted &= shown.keys()
-    latencies = [float(e["latency_ms"]) for e in shown.values()
-                 if isinstance(e.get("latency_ms"), (int, float))
-                 and not isinstance(e.get("latency_ms"), bool)
-                 and math.isfinite(e["latency_ms"])]
+    latencies = [
+        float(e["latency_ms"])
+        for e in shown.values()
+        if isinstance(e.get("latency_ms"), (int, float))
+        and not isinstance(e.get("latency_ms"), bool)
+        and math.isfinite(e["latency_ms"])
+    ]
     by_language: dict[str, dict[str, int]] = {}
     for key, event in shown.items():
-        counts = by_language.setdefault(str(event.get("language") or "unknown"),
-                                        {"shown": 0, "accepted": 0})
+        counts = by_language.setdefault(
+            str(event.get("language") or "unknown"), {"shown": 0, "accepted": 0}
+        )
         counts["shown"] += 1
         counts["accepted"] += key in accepted
     return {
@@ -157,8 +179,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [
         f"statistics: {summary.get('path', '?')}",
         f"suggestions shown: {summary.get('shown', 0)}",
-        f"accepted: {summary.get('accepted', 0)}"
-        + ("" if rate is None else f" ({rate:.1%})"),
+        f"accepted: {summary.get('accepted', 0)}" + ("" if rate is None else f" ({rate:.1%})"),
         f"latency p50: {ms(summary.get('latency_p50_ms'))}, "
         f"p95: {ms(summary.get('latency_p95_ms'))}",
     ]

@@ -15,11 +15,14 @@ import asyncio
 import logging
 import re
 import threading
-from collections import OrderedDict
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from codet5_lsp.inference.prompts import build_summary_request
+from codet5_lsp.inference.generation import Priority
+from codet5_lsp.inference.prompts import SummaryQuery
+from codet5_lsp.server.lru import LruCache
 from codet5_lsp.server.repetition import cut_repeated_words
 from codet5_lsp.server.settings import Settings
 
@@ -28,8 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-HOVER_PRIORITY = 5
-PREFETCH_PRIORITY = 10
 MAX_SOURCE_TOKENS = 512
 
 
@@ -52,40 +53,44 @@ class SummaryCache:
 
     def __init__(self, capacity: int = 2048):
         self.capacity = capacity
-        self._items: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._items: LruCache[tuple[str, str], str] = LruCache(capacity)
 
     def get(self, model: str, body_hash: str) -> str | None:
-        key = (model, body_hash)
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        return None
+        return self._items.get((model, body_hash))
 
     def put(self, model: str, body_hash: str, summary: str) -> None:
-        self._items[(model, body_hash)] = summary
-        self._items.move_to_end((model, body_hash))
-        while len(self._items) > self.capacity:
-            self._items.popitem(last=False)
+        self._items.put((model, body_hash), summary)
 
     def __len__(self) -> int:
         return len(self._items)
 
 
 class SummaryService:
-    def __init__(self, models: "ModelManager", settings: Settings, capacity: int = 2048):
+    def __init__(
+        self,
+        models: "ModelManager",
+        settings: Settings,
+        capacity: int = 2048,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        """`clock` (seconds) measures the prefetch quiet period: tests pass a fake one and call
+        `run_pending_prefetch` themselves instead of waiting in real time."""
         self.models = models
+        self.clock = clock
         self.settings = settings
         self.cache = SummaryCache(capacity)
         self.model_calls = 0
         self._inflight: dict[tuple[str, str], asyncio.Future] = {}
         self._pending_prefetch: Callable[[], Sequence] | None = None
         self._prefetch_timer: asyncio.TimerHandle | None = None
+        self._quiet_since = clock()  # the last activity seen (by `clock`)
 
     def update_settings(self, settings: Settings) -> None:
         self.settings = settings
 
-    async def summarize(self, definition, cancel: threading.Event | None = None,
-                        priority: int = HOVER_PRIORITY) -> Summary | None:
+    async def summarize(
+        self, definition, cancel: threading.Event | None = None, priority: Priority = Priority.HOVER
+    ) -> Summary | None:
         """Summary of `definition` (a context.Definition), or None when no model is ready."""
         engine = self.models.summary_engine()
         if engine is None or not self.settings.summaries_enabled:
@@ -99,13 +104,14 @@ class SummaryService:
         if pending is not None:  # the same function is already being summarized
             text = await asyncio.shield(pending)
             return Summary(text, model, True) if text else None
-        request = build_summary_request(
-            definition.source_without_docstring, engine.tokenizer,
-            max_source_tokens=MAX_SOURCE_TOKENS, max_new_tokens=self.settings.summary_max_tokens,
-            bos=engine.meta.bos_token, eos=engine.meta.eos_token)
-        if priority != request.priority:
-            from dataclasses import replace
-            request = replace(request, priority=priority)
+        request = engine.summary_request(
+            SummaryQuery(
+                definition.source_without_docstring,
+                max_source_tokens=MAX_SOURCE_TOKENS,
+                max_new_tokens=self.settings.summary_max_tokens,
+                priority=priority,
+            )
+        )
         cancel = cancel or threading.Event()
         loop = asyncio.get_running_loop()
         done: asyncio.Future = loop.create_future()
@@ -154,21 +160,34 @@ class SummaryService:
             self._restart_prefetch_timer()
 
     def _restart_prefetch_timer(self) -> None:
+        self._quiet_since = self.clock()
+        self._wake_after(self.settings.summary_prefetch_delay_ms / 1000)
+
+    def _wake_after(self, delay_s: float) -> None:
         if self._prefetch_timer is not None:
             self._prefetch_timer.cancel()
         loop = asyncio.get_running_loop()
-        self._prefetch_timer = loop.call_later(self.settings.summary_prefetch_delay_ms / 1000,
-                                               self._run_pending_prefetch)
+        self._prefetch_timer = loop.call_later(delay_s, self.run_pending_prefetch)
 
-    def _run_pending_prefetch(self) -> None:
+    def run_pending_prefetch(self) -> None:
+        """Start the scheduled prefetch if the editor has been quiet for the delay (by
+        `clock`) and no urgent request is running; otherwise look again later. The loop's
+        timer calls this; a test with a fake clock may call it directly."""
+        if self._pending_prefetch is None:
+            return
+        remaining = self.settings.summary_prefetch_delay_ms / 1000 - (
+            self.clock() - self._quiet_since
+        )
+        if remaining > 0:  # activity since the timer was set (or a clock ahead of the loop)
+            self._wake_after(remaining)
+            return
         engine = self.models.summary_engine()
         if engine is not None and engine.urgent_work_in_flight:
             self._restart_prefetch_timer()  # a slow request is still running: not quiet yet
             return
-        provider, self._pending_prefetch, self._prefetch_timer = \
-            self._pending_prefetch, None, None
-        if provider is None:
-            return
+        if self._prefetch_timer is not None:
+            self._prefetch_timer.cancel()
+        provider, self._pending_prefetch, self._prefetch_timer = self._pending_prefetch, None, None
         try:
             definitions = provider()
         except Exception as exc:  # e.g. the document was closed meanwhile
@@ -182,10 +201,13 @@ class SummaryService:
         if engine is None or not self.settings.summaries_enabled:
             return
         for definition in definitions:
-            if self.cache.get(engine.meta.source, definition.body_hash) is None and \
-                    (engine.meta.source, definition.body_hash) not in self._inflight:
-                task = asyncio.ensure_future(self.summarize(definition,
-                                                            priority=PREFETCH_PRIORITY))
+            if (
+                self.cache.get(engine.meta.source, definition.body_hash) is None
+                and (engine.meta.source, definition.body_hash) not in self._inflight
+            ):
+                task = asyncio.ensure_future(
+                    self.summarize(definition, priority=Priority.BACKGROUND)
+                )
                 task.add_done_callback(_log_failure)
 
 
@@ -201,13 +223,3 @@ def _short(model: str) -> str:
 def hover_markdown(summary: Summary, name: str) -> str:
     """Markdown shown on hover: the sentence, then the model that wrote it."""
     return f"{summary.text}\n\n*{name} — summary by {_short(summary.model)} (codet5-lsp)*"
-
-
-def summary_status_fields(status: dict) -> dict:
-    """The summary model's part of `codet5/status` (ModelManager.summary_status): which model
-    hovers ask for, its state ("loading", "ready", "error", "fallback": failed, the
-    completion model writes summaries, "off"), and the error when there is one."""
-    fields = {"summaryModel": status["model"], "summaryState": status["state"]}
-    if status.get("message"):
-        fields["summaryMessage"] = status["message"]
-    return fields

@@ -18,13 +18,14 @@ the suggestion was computed from a model context of a few hundred tokens anyway,
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
+
+from codet5_lsp.server.lru import LruCache
+from codet5_lsp.server.postprocess import AUTO_CLOSERS
 
 PREFIX_KEY_CHARS = 2000
 SUFFIX_KEY_CHARS = 500
 ANCHOR_CHARS = 32
-AUTO_CLOSERS = ")]}\"'`"
 _OPENER_OF = {")": "(", "]": "[", "}": "{", '"': '"', "'": "'", "`": "`"}
 
 
@@ -39,7 +40,7 @@ class _Entry:
 
     def matching(self, typed: str) -> list[str]:
         """The rests of the suggestions that start with `typed`, best first."""
-        return [s[len(typed):] for s in self.suggestions if s.startswith(typed)]
+        return [s[len(typed) :] for s in self.suggestions if s.startswith(typed)]
 
 
 def _typed_lengths(prefix: str, entry: _Entry):
@@ -63,7 +64,7 @@ def _typed_lengths(prefix: str, entry: _Entry):
         if at < 0:
             return
         typed = n - (at + len(anchor))
-        if entry.matching(prefix[n - typed:]):
+        if entry.matching(prefix[n - typed :]):
             yield typed
         end = at + len(anchor) - 1
 
@@ -78,37 +79,44 @@ class _Key:
 class TypeThroughCache:
     """Bounded LRU of suggestions, looked up by what the user typed since they were shown."""
 
-    def __init__(self, capacity: int = 128,
-                 prefix_chars: int = PREFIX_KEY_CHARS, suffix_chars: int = SUFFIX_KEY_CHARS):
+    def __init__(
+        self,
+        capacity: int = 128,
+        prefix_chars: int = PREFIX_KEY_CHARS,
+        suffix_chars: int = SUFFIX_KEY_CHARS,
+    ):
         if capacity < 1 or prefix_chars < 1 or suffix_chars < 0:
             raise ValueError("need capacity >= 1, prefix_chars >= 1, suffix_chars >= 0")
         self.capacity = capacity
         self.prefix_chars = prefix_chars
         self.suffix_chars = suffix_chars
-        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._entries: LruCache[_Key, _Entry] = LruCache(capacity)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _prefix_digest(self, prefix: str) -> bytes:
-        return _digest(prefix[-self.prefix_chars:])
+        return _digest(prefix[-self.prefix_chars :])
 
     def _suffix_digest(self, suffix: str) -> bytes:
-        return _digest(suffix[:self.suffix_chars])
+        return _digest(suffix[: self.suffix_chars])
 
-    def store(self, uri: str, prefix: str, suffix: str, suggestion: str,
-              alternatives: tuple[str, ...] = ()) -> None:
+    def store(
+        self,
+        uri: str,
+        prefix: str,
+        suffix: str,
+        suggestion: str,
+        alternatives: tuple[str, ...] = (),
+    ) -> None:
         """Remember `suggestion` (and its n-best `alternatives`), shown with the cursor between
         `prefix` and `suffix`."""
         if not suggestion:
             return
         key = _Key(uri, self._prefix_digest(prefix), self._suffix_digest(suffix))
-        anchor = prefix[-min(ANCHOR_CHARS, self.prefix_chars):]
+        anchor = prefix[-min(ANCHOR_CHARS, self.prefix_chars) :]
         kept = tuple(a for a in alternatives if a and a != suggestion)
-        self._entries[key] = _Entry((suggestion, *kept), anchor)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        self._entries.put(key, _Entry((suggestion, *kept), anchor))
 
     def lookup(self, uri: str, prefix: str, suffix: str) -> str | None:
         """The rest of the best stored suggestion the user is typing through (see
@@ -162,21 +170,21 @@ class TypeThroughCache:
                 if best is not None and typed >= best[0]:
                     break
                 if typed not in digests:
-                    digests[typed] = self._prefix_digest(prefix[:len(prefix) - typed])
+                    digests[typed] = self._prefix_digest(prefix[: len(prefix) - typed])
                 if digests[typed] == key.prefix_digest:
                     best = (typed, key, entry)
                     break
         if best is None:
             return None
         typed, key, entry = best
-        self._entries.move_to_end(key)
-        typed_text = prefix[len(prefix) - typed:]
+        self._entries.touch(key)
+        typed_text = prefix[len(prefix) - typed :]
         return typed_text, entry.matching(typed_text)
 
     def invalidate(self, uri: str) -> None:
         """Forget every suggestion for `uri` (document closed, or replaced wholesale)."""
         for key in [k for k in self._entries if k.uri == uri]:
-            del self._entries[key]
+            self._entries.discard(key)
 
     def clear(self) -> None:
         self._entries.clear()

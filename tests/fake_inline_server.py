@@ -25,8 +25,9 @@ def main(texts: list[str]) -> None:
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     def inline(ls: LanguageServer, params: types.InlineCompletionParams):
         here = types.Range(start=params.position, end=params.position)
-        return types.InlineCompletionList(items=[
-            types.InlineCompletionItem(insert_text=text, range=here) for text in texts])
+        return types.InlineCompletionList(
+            items=[types.InlineCompletionItem(insert_text=text, range=here) for text in texts]
+        )
 
     server.start_io()
 

@@ -22,8 +22,12 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(p): p for pkg in PACKAGES for p in sorted((REPO / pkg).rglob("*.py"))
-            if p.name != "_namespace_init.py"}
+    return {
+        _module_name(p): p
+        for pkg in PACKAGES
+        for p in sorted((REPO / pkg).rglob("*.py"))
+        if p.name != "_namespace_init.py"
+    }
 
 
 def _imports(path: Path, name: str) -> set[str]:
@@ -36,7 +40,7 @@ def _imports(path: Path, name: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 module = ".".join(base + ([node.module] if node.module else []))
             else:
                 module = node.module or ""
@@ -48,8 +52,10 @@ def _imports(path: Path, name: str) -> set[str]:
 
 def _graph() -> dict[str, set[str]]:
     modules = _modules()
-    return {name: {m for m in _imports(path, name) if m in modules and m != name}
-            for name, path in modules.items()}
+    return {
+        name: {m for m in _imports(path, name) if m in modules and m != name}
+        for name, path in modules.items()
+    }
 
 
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -63,7 +69,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                cycles.append(path[path.index(nxt):] + [nxt])
+                cycles.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt)
         path.pop()
@@ -82,25 +88,32 @@ def test_there_is_no_import_cycle() -> None:
 
 def test_inference_never_imports_the_server() -> None:
     modules = _modules()
-    wrong = {name: sorted(m for m in _imports(path, name) if m.startswith("codet5_lsp.server"))
-             for name, path in modules.items() if name.startswith("codet5_lsp.inference")}
+    wrong = {
+        name: sorted(m for m in _imports(path, name) if m.startswith("codet5_lsp.server"))
+        for name, path in modules.items()
+        if name.startswith("codet5_lsp.inference")
+    }
     assert not {k: v for k, v in wrong.items() if v}
 
 
 def test_only_inference_imports_ctranslate2() -> None:
     modules = _modules()
-    wrong = sorted(name for name, path in modules.items()
-                   if not name.startswith("codet5_lsp.inference")
-                   and any(m == "ctranslate2" or m.startswith("ctranslate2.")
-                           for m in _imports(path, name)))
+    wrong = sorted(
+        name
+        for name, path in modules.items()
+        if not name.startswith("codet5_lsp.inference")
+        and any(m == "ctranslate2" or m.startswith("ctranslate2.") for m in _imports(path, name))
+    )
     assert not wrong
 
 
 def test_the_checker_sees_function_level_imports_and_cycles(tmp_path) -> None:
     planted = tmp_path / "x.py"
-    planted.write_text("def f():\n    from codet5_lsp.server import pipeline\n"
-                       "    import ctranslate2.converters\n")
-    assert {"codet5_lsp.server.pipeline", "ctranslate2.converters"} <= \
-        _imports(planted, "codet5_lsp.server.x")
+    planted.write_text(
+        "def f():\n    from codet5_lsp.server import pipeline\n    import ctranslate2.converters\n"
+    )
+    assert {"codet5_lsp.server.pipeline", "ctranslate2.converters"} <= _imports(
+        planted, "codet5_lsp.server.x"
+    )
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c", "a"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -27,11 +27,11 @@ def test_every_case_is_cut_from_its_source_file():
         assert case.prefix + case.target + case.suffix == text
         assert case.target.strip() and "\n" not in case.target
         line = text.splitlines()[case.line]
-        assert line[case.character:] == case.target
+        assert line[case.character :] == case.target
         if case.kind == "line_start":
             assert line.strip() == case.target
         else:
-            assert line[:case.character].strip()  # something typed before the cursor
+            assert line[: case.character].strip()  # something typed before the cursor
 
 
 def test_limit_and_kind_filter():

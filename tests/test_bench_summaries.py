@@ -55,7 +55,7 @@ def test_cases_come_from_the_frozen_text_at_the_hover_position(cases):
     texts = {path.name: path.read_text().splitlines() for path in frozen_files()}
     for case in cases:
         line = texts[case.file][case.line]
-        assert line[case.character:].startswith(case.name + "("), case.id
+        assert line[case.character :].startswith(case.name + "("), case.id
 
 
 def test_builder_rules_on_a_small_file():
@@ -84,7 +84,9 @@ class Box:
 '''
     found = cases_in_text("small.py.txt", text)
     assert [(c.name, c.reference) for c in found] == [
-        ("documented", "Add two numbers."), ("area", "The area of a w by h box.")]
+        ("documented", "Add two numbers."),
+        ("area", "The area of a w by h box."),
+    ]
     documented, area = found
     assert documented.model_input == "def documented(a, b):\n    return a + b"
     assert (documented.line, documented.character) == (0, 4)

@@ -18,12 +18,15 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each test runs the CLI in a subprocess
+
 CLI = [sys.executable, "-m", "codet5_lsp.server.cli"]
 
 
 def run(*args, timeout=300, **kw):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True,
-                          timeout=timeout, **kw)
+    return subprocess.run(
+        CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, **kw
+    )
 
 
 def assert_one_line_error(proc, *named: str, code: int | None = None) -> str:
@@ -56,15 +59,18 @@ def demo(tmp_path) -> Path:
 # -- complete: positions are 1-based, and checked before any model is loaded ---------------
 
 
-@pytest.mark.parametrize("location, code, named", [
-    ("{p}:0:0", 2, ["{p}:0:0", "count from 1"]),
-    ("{p}:-3:2", 2, ["{p}:-3:2", "count from 1"]),
-    ("{p}:1:0", 2, ["count from 1"]),
-    ("{p}:99:1", 1, ["{p}:99:1", "ends at line 6"]),           # 1-based in the answer too
-    ("{p}:5:40", 1, ["line 5 has 22 characters", "columns 1-23"]),  # past the end of line
-    ("{p}:5", 2, ["PATH:LINE:COLUMN"]),
-    ("{p}:x:1", 2, ["PATH:LINE:COLUMN"]),
-])
+@pytest.mark.parametrize(
+    "location, code, named",
+    [
+        ("{p}:0:0", 2, ["{p}:0:0", "count from 1"]),
+        ("{p}:-3:2", 2, ["{p}:-3:2", "count from 1"]),
+        ("{p}:1:0", 2, ["count from 1"]),
+        ("{p}:99:1", 1, ["{p}:99:1", "ends at line 6"]),  # 1-based in the answer too
+        ("{p}:5:40", 1, ["line 5 has 22 characters", "columns 1-23"]),  # past the end of line
+        ("{p}:5", 2, ["PATH:LINE:COLUMN"]),
+        ("{p}:x:1", 2, ["PATH:LINE:COLUMN"]),
+    ],
+)
 def test_complete_rejects_a_position_with_one_line(demo, location, code, named):
     # a model path that does not exist: the position must be refused before any model work
     proc = run("complete", location.format(p=demo), "--model", demo.parent / "no-model")
@@ -89,10 +95,16 @@ def test_a_model_error_is_printed_once(demo, tmp_path):
 
 
 def test_offline_hub_id_says_which_flag_without_hub_internals(demo, tmp_path):
-    proc = run("complete", f"{demo}:1:1", "--model", "Salesforce/codet5p-220m", "--offline",
-               "--cache-dir", tmp_path / "cache")
-    line = assert_one_line_error(proc, "Salesforce/codet5p-220m", "offline", "--model PATH",
-                                 code=1)
+    proc = run(
+        "complete",
+        f"{demo}:1:1",
+        "--model",
+        "Salesforce/codet5p-220m",
+        "--offline",
+        "--cache-dir",
+        tmp_path / "cache",
+    )
+    line = assert_one_line_error(proc, "Salesforce/codet5p-220m", "offline", "--model PATH", code=1)
     for internal in ("local_files_only", "LocalEntryNotFoundError", "snapshot"):
         assert internal not in line
     assert not (tmp_path / "cache").exists()
@@ -102,8 +114,7 @@ def test_offline_hub_id_says_which_flag_without_hub_internals(demo, tmp_path):
 
 
 def test_serve_rejects_a_port_out_of_range_and_a_bad_address():
-    assert_one_line_error(run("serve", "--tcp", "127.0.0.1:99999"), "99999", "out of range",
-                          code=2)
+    assert_one_line_error(run("serve", "--tcp", "127.0.0.1:99999"), "99999", "out of range", code=2)
     assert_one_line_error(run("serve", "--tcp", "127.0.0.1:http"), "HOST:PORT", code=2)
 
 
@@ -154,8 +165,10 @@ def test_serve_in_a_terminal_prints_a_banner_and_stops_on_the_first_ctrl_c(labmo
     pid, fd = pty.fork()
     if pid == 0:  # the child: serve with the pty as stdin/stdout/stderr and controlling tty
         try:
-            os.execv(sys.executable, CLI + ["serve", "--model", str(labmodel_int8.folder),
-                                            "--device", "cpu"])
+            os.execv(
+                sys.executable,
+                CLI + ["serve", "--model", str(labmodel_int8.folder), "--device", "cpu"],
+            )
         finally:
             os._exit(127)
     try:
@@ -190,13 +203,21 @@ def test_serve_in_a_terminal_prints_a_banner_and_stops_on_the_first_ctrl_c(labmo
 
 
 def test_serve_on_stdio_prints_no_banner_to_an_editor(labmodel_int8):
-    proc = subprocess.Popen(CLI + ["serve", "--model", str(labmodel_int8.folder),
-                                   "--device", "cpu"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        CLI + ["serve", "--model", str(labmodel_int8.folder), "--device", "cpu"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
-                           "params": {"processId": None, "rootUri": None, "capabilities": {}}})
+        body = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"processId": None, "rootUri": None, "capabilities": {}},
+            }
+        )
         proc.stdin.write(f"Content-Length: {len(body)}\r\n\r\n{body}".encode())
         proc.stdin.flush()
         assert proc.stdout.readline().startswith(b"Content-Length")  # it serves
@@ -212,10 +233,21 @@ def test_serve_on_stdio_prints_no_banner_to_an_editor(labmodel_int8):
 
 
 def test_serve_tcp_prints_the_address_it_listens_on(labmodel_int8):
-    proc = subprocess.Popen(CLI + ["serve", "--tcp", "127.0.0.1:0", "--model",
-                                   str(labmodel_int8.folder), "--device", "cpu"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        CLI
+        + [
+            "serve",
+            "--tcp",
+            "127.0.0.1:0",
+            "--model",
+            str(labmodel_int8.folder),
+            "--device",
+            "cpu",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         line = proc.stderr.readline().decode()
         assert line.startswith("codet5-lsp: listening for an LSP client on 127.0.0.1:"), line
@@ -249,8 +281,16 @@ def test_convert_then_serve_on_cpu_share_one_conversion(labmodel_path, demo, tmp
     converted = next(cache.iterdir())
     assert "int8_float32" in converted.name  # what int8 serving on CPU stores
     # `complete` loads the model through the same ModelManager as `serve`
-    proc = run("complete", f"{demo}:5:22", "--model", labmodel_path, "--cache-dir", cache,
-               "--device", "cpu")
+    proc = run(
+        "complete",
+        f"{demo}:5:22",
+        "--model",
+        labmodel_path,
+        "--cache-dir",
+        cache,
+        "--device",
+        "cpu",
+    )
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in cache.iterdir()] == [converted.name]
 
@@ -259,9 +299,11 @@ def test_convert_then_serve_on_cpu_share_one_conversion(labmodel_path, demo, tmp
 @pytest.mark.parametrize("command", ["convert", "complete", "doctor"])
 def test_device_cuda_without_a_gpu_creates_nothing(labmodel_path, demo, tmp_path, command):
     cache = tmp_path / "cache"
-    args = {"convert": ["convert", labmodel_path],
-            "complete": ["complete", f"{demo}:5:22", "--model", labmodel_path],
-            "doctor": ["doctor", "--model", labmodel_path]}[command]
+    args = {
+        "convert": ["convert", labmodel_path],
+        "complete": ["complete", f"{demo}:5:22", "--model", labmodel_path],
+        "doctor": ["doctor", "--model", labmodel_path],
+    }[command]
     proc = run(*args, "--device", "cuda", "--cache-dir", cache)
     if command == "doctor":  # doctor reports on stdout and fails
         assert proc.returncode == 1 and "no CUDA GPU" in proc.stdout, proc.stdout
@@ -272,8 +314,18 @@ def test_device_cuda_without_a_gpu_creates_nothing(labmodel_path, demo, tmp_path
 
 def test_a_compute_type_the_cpu_cannot_run_creates_nothing(labmodel_path, demo, tmp_path):
     cache = tmp_path / "cache"
-    proc = run("complete", f"{demo}:5:22", "--model", labmodel_path, "--device", "cpu",
-               "--compute-type", "float16", "--cache-dir", cache)
+    proc = run(
+        "complete",
+        f"{demo}:5:22",
+        "--model",
+        labmodel_path,
+        "--device",
+        "cpu",
+        "--compute-type",
+        "float16",
+        "--cache-dir",
+        cache,
+    )
     assert_one_line_error(proc, "--compute-type float16", "not supported on cpu", code=1)
     assert not cache.exists()
 
@@ -315,8 +367,11 @@ def test_a_conversion_whose_load_fails_is_removed(labmodel_path, tmp_path, monke
 
     monkeypatch.setattr(engine_module, "CompletionEngine", fail)
     cache = tmp_path / "cache"
-    models = ModelManager(Settings(model=str(labmodel_path), device="cpu",
-                                   cache_dir=str(cache), summaries_enabled=False))
+    models = ModelManager(
+        Settings(
+            model=str(labmodel_path), device="cpu", cache_dir=str(cache), summaries_enabled=False
+        )
+    )
     assert models.wait_ready(timeout=300)
     state, error = models.state()
     models.close()
@@ -337,11 +392,11 @@ def test_a_log_file_that_cannot_be_written_is_named(tmp_path):
     assert_one_line_error(proc, f"--log-file {target}", "cannot write", code=2)
 
 
-def test_doctor_reports_a_summary_model_that_cannot_load_and_the_fallback(labmodel_int8,
-                                                                          tmp_path):
+def test_doctor_reports_a_summary_model_that_cannot_load_and_the_fallback(labmodel_int8, tmp_path):
     missing = tmp_path / "no-summary-model"
-    proc = run("doctor", "--model", labmodel_int8.folder, "--summary-model", missing,
-               "--device", "cpu")
+    proc = run(
+        "doctor", "--model", labmodel_int8.folder, "--summary-model", missing, "--device", "cpu"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr  # the completion model loads
     status = next(line for line in proc.stdout.splitlines() if "summary_status:" in line)
     assert str(missing) in status and "hovers use the completion model" in status
@@ -351,9 +406,15 @@ def test_an_offline_summary_model_names_its_own_flag(labmodel_int8, tmp_path):
     from codet5_lsp.server.model_manager import ModelManager
     from codet5_lsp.server.settings import Settings
 
-    models = ModelManager(Settings(model=str(labmodel_int8.folder), device="cpu",
-                                   summary_model="Salesforce/codet5p-220m-bimodal",
-                                   offline=True, cache_dir=str(tmp_path / "cache")))
+    models = ModelManager(
+        Settings(
+            model=str(labmodel_int8.folder),
+            device="cpu",
+            summary_model="Salesforce/codet5p-220m-bimodal",
+            offline=True,
+            cache_dir=str(tmp_path / "cache"),
+        )
+    )
     try:
         models.start_loading()
         assert models.wait_ready(timeout=120, model="Salesforce/codet5p-220m-bimodal")

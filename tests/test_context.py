@@ -7,30 +7,46 @@ from dataclasses import dataclass
 import pytest
 from lsprotocol import types
 
-from codet5_lsp.server.context import (BLOCK_START, IN_COMMENT, IN_STRING, LINE_START, MID_LINE,
-                                       identifiers, jaccard, most_similar_function,
-                                       nearby_functions,
-                                       build_completion_context, cursor_kind,
-                                       definition_at, detect_indent_unit, enclosing_definition,
-                                       imports, last_n_tokens_context, outline,
-                                       similar_function_context)
+from codet5_lsp.server.context import (
+    build_completion_context,
+    jaccard,
+    last_n_tokens_context,
+    most_similar_function,
+    nearby_functions,
+    similar_function_context,
+)
 from codet5_lsp.server.documents import DocumentStore
+from codet5_lsp.server.syntax import (
+    BLOCK_START,
+    IN_COMMENT,
+    IN_STRING,
+    LINE_START,
+    MID_LINE,
+    cursor_kind,
+    definition_at,
+    detect_indent_unit,
+    enclosing_definition,
+    identifiers,
+    imports,
+)
 
 
 @dataclass(frozen=True)
 class Fixture:
     language_id: str
     source: str
-    body_needle: str      # text inside the function body
-    name: str             # the function's name
-    kind: str             # function | method
+    body_needle: str  # text inside the function body
+    name: str  # the function's name
+    kind: str  # function | method
     imports: tuple[str, ...]
-    outside_needle: str   # a top-level position that is in no function
+    outside_needle: str  # a top-level position that is in no function
     docstring: str | None = None
 
 
 FIXTURES = [
-    Fixture("python", '''import os
+    Fixture(
+        "python",
+        '''import os
 from typing import List
 
 
@@ -44,9 +60,17 @@ class Greeter:
 
 
 x = 1
-''', 'return "hi', "greet", "method", ("import os", "from typing import List"), "x = 1",
-        "Say hi."),
-    Fixture("java", """package demo;
+''',
+        'return "hi',
+        "greet",
+        "method",
+        ("import os", "from typing import List"),
+        "x = 1",
+        "Say hi.",
+    ),
+    Fixture(
+        "java",
+        """package demo;
 import java.util.List;
 
 public class Greeter {
@@ -57,9 +81,17 @@ public class Greeter {
         return "hi " + name;
     }
 }
-""", 'return "hi', "greet", "method", ("import java.util.List;",), "package demo",
-        "Says hello."),
-    Fixture("javascript", """import fs from 'fs';
+""",
+        'return "hi',
+        "greet",
+        "method",
+        ("import java.util.List;",),
+        "package demo",
+        "Says hello.",
+    ),
+    Fixture(
+        "javascript",
+        """import fs from 'fs';
 const path = require('path');
 
 /** Adds. */
@@ -67,23 +99,47 @@ function add(a, b) {
   return a + b;
 }
 const el = <div>{add(1, 2)}</div>;
-""", "return a + b", "add", "function",
-        ("import fs from 'fs';", "const path = require('path');"), "const el", "Adds."),
-    Fixture("typescript", """import { x } from "./x";
+""",
+        "return a + b",
+        "add",
+        "function",
+        ("import fs from 'fs';", "const path = require('path');"),
+        "const el",
+        "Adds.",
+    ),
+    Fixture(
+        "typescript",
+        """import { x } from "./x";
 
 export function add(a: number, b: number): number {
   return a + b;
 }
 let y: number = 2;
-""", "return a + b", "add", "function", ('import { x } from "./x";',), "let y"),
-    Fixture("typescriptreact", """import React from "react";
+""",
+        "return a + b",
+        "add",
+        "function",
+        ('import { x } from "./x";',),
+        "let y",
+    ),
+    Fixture(
+        "typescriptreact",
+        """import React from "react";
 
 const App = (props: { name: string }) => {
   return <div>{props.name}</div>;
 };
 export default App;
-""", "return <div>", "App", "function", ('import React from "react";',), "export default"),
-    Fixture("go", """package main
+""",
+        "return <div>",
+        "App",
+        "function",
+        ('import React from "react";',),
+        "export default",
+    ),
+    Fixture(
+        "go",
+        """package main
 
 import (
 \t"fmt"
@@ -95,8 +151,17 @@ func Add(a int, b int) int {
 }
 
 var x = 1
-""", "return a + b", "Add", "function", ('import (\n\t"fmt"\n)',), "var x", "Add adds."),
-    Fixture("ruby", """require 'json'
+""",
+        "return a + b",
+        "Add",
+        "function",
+        ('import (\n\t"fmt"\n)',),
+        "var x",
+        "Add adds.",
+    ),
+    Fixture(
+        "ruby",
+        """require 'json'
 
 class Box
   # Size of it.
@@ -105,8 +170,17 @@ class Box
   end
 end
 puts 1
-""", "a + 1", "size", "method", ("require 'json'",), "puts 1", "Size of it."),
-    Fixture("php", """<?php
+""",
+        "a + 1",
+        "size",
+        "method",
+        ("require 'json'",),
+        "puts 1",
+        "Size of it.",
+    ),
+    Fixture(
+        "php",
+        """<?php
 use Foo\\Bar;
 
 /** Adds. */
@@ -114,16 +188,34 @@ function add($a, $b) {
     return $a + $b;
 }
 echo 1;
-""", "return $a", "add", "function", ("use Foo\\Bar;",), "echo 1", "Adds."),
-    Fixture("c", """#include <stdio.h>
+""",
+        "return $a",
+        "add",
+        "function",
+        ("use Foo\\Bar;",),
+        "echo 1",
+        "Adds.",
+    ),
+    Fixture(
+        "c",
+        """#include <stdio.h>
 
 /** Adds. */
 int add(int a, int b) {
     return a + b;
 }
 int x = 1;
-""", "return a + b", "add", "function", ("#include <stdio.h>",), "int x", "Adds."),
-    Fixture("cpp", """#include <vector>
+""",
+        "return a + b",
+        "add",
+        "function",
+        ("#include <stdio.h>",),
+        "int x",
+        "Adds.",
+    ),
+    Fixture(
+        "cpp",
+        """#include <vector>
 
 class Box {
 public:
@@ -132,8 +224,16 @@ public:
     }
 };
 int x = 1;
-""", "return 1", "size", "method", ("#include <vector>",), "int x"),
-    Fixture("csharp", """using System;
+""",
+        "return 1",
+        "size",
+        "method",
+        ("#include <vector>",),
+        "int x",
+    ),
+    Fixture(
+        "csharp",
+        """using System;
 
 namespace Demo {
     class Box {
@@ -143,8 +243,17 @@ namespace Demo {
         }
     }
 }
-""", "return a + 1", "Size", "method", ("using System;",), "using System", "Size of it."),
-    Fixture("rust", """use std::io;
+""",
+        "return a + 1",
+        "Size",
+        "method",
+        ("using System;",),
+        "using System",
+        "Size of it.",
+    ),
+    Fixture(
+        "rust",
+        """use std::io;
 
 /// Adds.
 fn add(a: i32, b: i32) -> i32 {
@@ -152,7 +261,14 @@ fn add(a: i32, b: i32) -> i32 {
 }
 
 struct S;
-""", "a + b\n", "add", "function", ("use std::io;",), "struct S", "Adds."),
+""",
+        "a + b\n",
+        "add",
+        "function",
+        ("use std::io;",),
+        "struct S",
+        "Adds.",
+    ),
 ]
 
 
@@ -163,8 +279,11 @@ def _open(source: str, language_id: str, uri: str = "file:///tmp/x"):
 
 def _insert(store, doc, offset: int, text: str) -> None:
     pos = doc.position_at(offset)
-    store.change(doc.uri, doc.version + 1, [types.TextDocumentContentChangePartial(
-        range=types.Range(start=pos, end=pos), text=text)])
+    store.change(
+        doc.uri,
+        doc.version + 1,
+        [types.TextDocumentContentChangePartial(range=types.Range(start=pos, end=pos), text=text)],
+    )
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=lambda f: f.language_id)
@@ -175,8 +294,8 @@ def test_enclosing_definition_and_hover_per_language(fx: Fixture):
     definition = enclosing_definition(doc, inside)
     assert definition is not None
     assert (definition.name, definition.kind) == (fx.name, fx.kind)
-    assert doc.text[definition.name_start:definition.name_end] == fx.name
-    assert definition.source == doc.text[definition.start:definition.end]
+    assert doc.text[definition.name_start : definition.name_end] == fx.name
+    assert definition.source == doc.text[definition.start : definition.end]
     assert fx.name in definition.signature and fx.body_needle.strip() not in definition.signature
     assert definition.docstring == fx.docstring
     # hover: on the body and on the name -> the function; top-level code -> None
@@ -184,8 +303,10 @@ def test_enclosing_definition_and_hover_per_language(fx: Fixture):
     assert definition_at(doc, doc.position_at(definition.name_start + 1)).name == fx.name
     outside = fx.source.index(fx.outside_needle) + 1
     assert definition_at(doc, doc.position_at(outside)) is None
-    assert enclosing_definition(doc, outside) is None or \
-        enclosing_definition(doc, outside).kind == "class"
+    assert (
+        enclosing_definition(doc, outside) is None
+        or enclosing_definition(doc, outside).kind == "class"
+    )
 
 
 @pytest.mark.parametrize("fx", FIXTURES, ids=lambda f: f.language_id)
@@ -227,8 +348,7 @@ def test_python_docstring_is_left_out_of_the_hash_and_source():
     assert nested.kind == "method" and nested.def_indent == "    "
     _, decorated = _open("@cache\ndef g(): return 1\n", "python")
     g = enclosing_definition(decorated, decorated.text.index("return"))
-    assert (g.start_line, g.signature_line, g.body_line, g.signature) == (0, 1, None,
-                                                                         "def g():")
+    assert (g.start_line, g.signature_line, g.body_line, g.signature) == (0, 1, None, "def g():")
 
 
 def test_hover_on_blank_lines_between_functions_and_decorators():
@@ -273,39 +393,34 @@ def test_hover_returns_the_innermost_function():
     assert definition_at(doc, types.Position(line=3, character=5)).name == "outer"
 
 
-def test_outline_lists_class_and_neighbours():
-    src = ("class A:\n    def one(self):\n        return 1\n\n    def two(self):\n"
-           "        return 2\n\n    def three(self):\n        return 3\n")
-    _, doc = _open(src, "python")
-    assert outline(doc, src.index("return 2")) == [
-        "class A:", "    def one(self):", "    def two(self):", "    def three(self):"]
-
-
-@pytest.mark.parametrize("language_id,source,expected", [
-    ("python", "def f():\n    §", BLOCK_START),
-    ("python", "def f():\n    §\n\ndef g():\n    pass\n", BLOCK_START),
-    ("python", "if x:  # why\n    §", BLOCK_START),
-    ("python", "def f():\n    §\n    return 1\n", LINE_START),  # body not empty
-    ("python", "x = 1\n§", LINE_START),
-    ("python", "x = foo(§)", MID_LINE),
-    ("python", "x = 'ab§c'", IN_STRING),
-    ("python", "x = 1  # note§", IN_COMMENT),
-    ("python", 'def f():\n    """Doc\n    §\n    """\n', IN_STRING),
-    ("python", "x = f'{ab§}'", MID_LINE),  # code inside an f-string
-    ("javascript", "function f() {\n  §\n}\n", BLOCK_START),
-    ("javascript", "items.forEach((x) => {\n  §\n});\n", BLOCK_START),
-    ("javascript", "const s = `a ${b§} c`;", MID_LINE),
-    ("javascript", "const s = `a §`;", IN_STRING),
-    ("javascript", "/* a § b */", IN_COMMENT),
-    ("go", "func f() {\n\t§\n}\n", BLOCK_START),
-    ("rust", "fn f() {\n    §\n}\n", BLOCK_START),
-    ("ruby", "def f\n  §\nend\n", BLOCK_START),
-    ("ruby", "[1].each do |x|\n  §\nend\n", BLOCK_START),
-    ("java", "class A {\n    void f() {\n        §\n    }\n}\n", BLOCK_START),
-    ("c", "int f(void) {\n    int x = §\n}\n", MID_LINE),
-    ("plaintext", "hello §", MID_LINE),
-    ("python", "s = 'unterminated §", IN_STRING),
-])
+@pytest.mark.parametrize(
+    "language_id,source,expected",
+    [
+        ("python", "def f():\n    §", BLOCK_START),
+        ("python", "def f():\n    §\n\ndef g():\n    pass\n", BLOCK_START),
+        ("python", "if x:  # why\n    §", BLOCK_START),
+        ("python", "def f():\n    §\n    return 1\n", LINE_START),  # body not empty
+        ("python", "x = 1\n§", LINE_START),
+        ("python", "x = foo(§)", MID_LINE),
+        ("python", "x = 'ab§c'", IN_STRING),
+        ("python", "x = 1  # note§", IN_COMMENT),
+        ("python", 'def f():\n    """Doc\n    §\n    """\n', IN_STRING),
+        ("python", "x = f'{ab§}'", MID_LINE),  # code inside an f-string
+        ("javascript", "function f() {\n  §\n}\n", BLOCK_START),
+        ("javascript", "items.forEach((x) => {\n  §\n});\n", BLOCK_START),
+        ("javascript", "const s = `a ${b§} c`;", MID_LINE),
+        ("javascript", "const s = `a §`;", IN_STRING),
+        ("javascript", "/* a § b */", IN_COMMENT),
+        ("go", "func f() {\n\t§\n}\n", BLOCK_START),
+        ("rust", "fn f() {\n    §\n}\n", BLOCK_START),
+        ("ruby", "def f\n  §\nend\n", BLOCK_START),
+        ("ruby", "[1].each do |x|\n  §\nend\n", BLOCK_START),
+        ("java", "class A {\n    void f() {\n        §\n    }\n}\n", BLOCK_START),
+        ("c", "int f(void) {\n    int x = §\n}\n", MID_LINE),
+        ("plaintext", "hello §", MID_LINE),
+        ("python", "s = 'unterminated §", IN_STRING),
+    ],
+)
 def test_cursor_kind(language_id, source, expected):
     offset = source.index("§")
     _, doc = _open(source.replace("§", "", 1), language_id)
@@ -327,8 +442,9 @@ def _count_words(text: str) -> int:
 def test_build_context_small_file_is_whole():
     src = "import os\n\ndef f(a):\n    return a\n"
     _, doc = _open(src, "python")
-    ctx = build_completion_context(doc, types.Position(line=3, character=12), _count_words,
-                                   100, 100)
+    ctx = build_completion_context(
+        doc, types.Position(line=3, character=12), _count_words, 100, 100
+    )
     assert ctx.prefix == "import os\n\ndef f(a):\n    return a"
     assert ctx.suffix == "\n"
     assert ctx.line_prefix == "    return a" and ctx.line_suffix == ""
@@ -337,13 +453,15 @@ def test_build_context_small_file_is_whole():
 
 
 FILLER = "".join(f"    x_{i} = {i}\n" for i in range(200))
-SIMILAR_SRC = ("import json\nimport os\n\n\n"
-               "def render(template, values):\n    return template.format(**values)\n\n\n"
-               "def load_config(path):\n    with open(path) as handle:\n"
-               "        return json.load(handle)\n\n\n"
-               "def filler():\n" + FILLER + "    return x_199\n\n\n"
-               "def load_settings(path):\n    if not os.path.exists(path):\n        return {}\n"
-               "    with open(path) as handle:\n        return json.lo")
+SIMILAR_SRC = (
+    "import json\nimport os\n\n\n"
+    "def render(template, values):\n    return template.format(**values)\n\n\n"
+    "def load_config(path):\n    with open(path) as handle:\n"
+    "        return json.load(handle)\n\n\n"
+    "def filler():\n" + FILLER + "    return x_199\n\n\n"
+    "def load_settings(path):\n    if not os.path.exists(path):\n        return {}\n"
+    "    with open(path) as handle:\n        return json.lo"
+)
 
 
 def test_previous_selection_keeps_the_window_and_adds_imports_and_a_similar_function():
@@ -351,11 +469,13 @@ def test_previous_selection_keeps_the_window_and_adds_imports_and_a_similar_func
     end = types.Position(line=SIMILAR_SRC.count("\n"), character=len("        return json.lo"))
     ctx = similar_function_context(doc, end, _count_words, 60, 10)
     assert ctx.prefix_truncated and _count_words(ctx.prefix) <= 60
-    head = ("import json\nimport os\n\n"
-            "def load_config(path):\n    with open(path) as handle:\n"
-            "        return json.load(handle)\n\n")
+    head = (
+        "import json\nimport os\n\n"
+        "def load_config(path):\n    with open(path) as handle:\n"
+        "        return json.load(handle)\n\n"
+    )
     assert ctx.prefix.startswith(head)  # imports, then the function most like the cursor's
-    window = ctx.prefix[len(head):]
+    window = ctx.prefix[len(head) :]
     assert SIMILAR_SRC.endswith(window) and window.startswith("    x_")  # whole lines
     assert "render" not in ctx.prefix
     baseline = last_n_tokens_context(doc, end, _count_words, 60, 10)
@@ -365,15 +485,18 @@ def test_previous_selection_keeps_the_window_and_adds_imports_and_a_similar_func
 
 def test_the_similar_function_may_come_from_below_the_cursor_and_is_cut_to_its_share():
     body = "".join(f"        total_{i} = price * count + {i}\n" for i in range(40))
-    src = ("def a():\n" + FILLER + "\n\ndef checkout(cart):\n    price = cart.price\n"
-           "    count = cart.count\n    return price * \n\n\n"
-           "def invoice(cart):\n    price = cart.price\n    count = cart.count\n" + body)
+    src = (
+        "def a():\n" + FILLER + "\n\ndef checkout(cart):\n    price = cart.price\n"
+        "    count = cart.count\n    return price * \n\n\n"
+        "def invoice(cart):\n    price = cart.price\n    count = cart.count\n" + body
+    )
     _, doc = _open(src, "python")
     line = src.splitlines().index("    return price * ")
-    ctx = similar_function_context(doc, types.Position(line=line, character=19), _count_words,
-                                   90, 0)
+    ctx = similar_function_context(
+        doc, types.Position(line=line, character=19), _count_words, 90, 0
+    )
     assert ctx.prefix.startswith("def invoice(cart):\n    price = cart.price\n")
-    similar = ctx.prefix[:ctx.prefix.index("\n\n") + 1]
+    similar = ctx.prefix[: ctx.prefix.index("\n\n") + 1]
     assert _count_words(similar) <= 90 // 3 and src.index(similar) > 0  # its first lines
     assert ctx.prefix.endswith("    return price * ")
 
@@ -386,13 +509,16 @@ def test_no_similar_function_when_no_word_is_shared():
     assert most_similar_function(doc, offset, 0) is None  # everything is in the window
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("self.value = compute(x)", {"value", "compute"}),  # keywords, one-letter names dropped
-    ("const total = items.map(item => item.price)", {"total", "items", "map", "item", "price"}),
-    ("fn main() { let mut v = Vec::new(); }", {"main", "Vec"}),
-    ("名前 = données_ü + count", {"名前", "données_ü", "count"}),  # non-ASCII letters too
-    ("", set()),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("self.value = compute(x)", {"value", "compute"}),  # keywords, one-letter names dropped
+        ("const total = items.map(item => item.price)", {"total", "items", "map", "item", "price"}),
+        ("fn main() { let mut v = Vec::new(); }", {"main", "Vec"}),
+        ("名前 = données_ü + count", {"名前", "données_ü", "count"}),  # non-ASCII letters too
+        ("", set()),
+    ],
+)
 def test_identifiers(text, expected):
     assert identifiers(text) == {w.encode() for w in expected}
     assert identifiers(text.encode()) == identifiers(text)
@@ -404,8 +530,10 @@ def test_jaccard():
 
 
 def test_nearby_functions_include_methods_and_stop_at_the_scan_limit():
-    src = "class Box:\n    def get(self):\n        return 1\n\n    def put(self, v):\n" \
-          "        pass\n\n\ndef free():\n    return 2\n"
+    src = (
+        "class Box:\n    def get(self):\n        return 1\n\n    def put(self, v):\n"
+        "        pass\n\n\ndef free():\n    return 2\n"
+    )
     _, doc = _open(src, "python")
     spans = nearby_functions(doc, len(src) - 1)
     assert [src[s:e].split("(")[0] for s, e in spans] == ["def get", "def put", "def free"]
@@ -420,31 +548,30 @@ def test_nearby_functions_include_methods_and_stop_at_the_scan_limit():
 def test_build_context_multiline_and_flags():
     src = "def f(x):\n    \n"
     _, doc = _open(src, "python")
-    ctx = build_completion_context(doc, types.Position(line=1, character=4), _count_words,
-                                   50, 50)
+    ctx = build_completion_context(doc, types.Position(line=1, character=4), _count_words, 50, 50)
     assert ctx.multiline and ctx.cursor_kind == BLOCK_START and ctx.line_prefix == "    "
-    mid = build_completion_context(doc, types.Position(line=0, character=6), _count_words,
-                                   50, 50)
+    mid = build_completion_context(doc, types.Position(line=0, character=6), _count_words, 50, 50)
     assert not mid.multiline and mid.mid_line
     _, sdoc = _open("s = 'abc'\n", "python")
-    in_string = build_completion_context(sdoc, types.Position(line=0, character=6),
-                                         _count_words, 50, 50)
+    in_string = build_completion_context(
+        sdoc, types.Position(line=0, character=6), _count_words, 50, 50
+    )
     assert in_string.in_string_or_comment
 
 
 def test_build_context_single_huge_line_is_cut_inside_it():
     src = "x = [" + ", ".join(str(i) for i in range(3000)) + "]"
     _, doc = _open(src, "python")
-    ctx = build_completion_context(doc, types.Position(line=0, character=len(src) - 1),
-                                   _count_words, 40, 0)
+    ctx = build_completion_context(
+        doc, types.Position(line=0, character=len(src) - 1), _count_words, 40, 0
+    )
     assert 0 < _count_words(ctx.prefix) <= 40 and src[:-1].endswith(ctx.prefix)
     assert ctx.suffix == ""
 
 
 def test_context_for_unknown_language_and_too_large_files():
     _, doc = _open("hello world\nfoo", "plaintext")
-    ctx = build_completion_context(doc, types.Position(line=1, character=3), _count_words,
-                                   10, 10)
+    ctx = build_completion_context(doc, types.Position(line=1, character=3), _count_words, 10, 10)
     assert ctx.prefix == "hello world\nfoo" and ctx.language_id == "plaintext"
     assert enclosing_definition(doc, 3) is None and imports(doc) == []
 
@@ -488,8 +615,13 @@ async def test_only_infill_fits_a_suffix(labmodel_int8, monkeypatch):
     monkeypatch.setattr(pipeline_module, "build_completion_context", spy)
     source = "def area(w, h):\n    return w * h\n\n\ndef volume(w, h, d):\n    return \n"
     for mode in ("decoder", "infill"):
-        settings = Settings(model=str(labmodel_int8.folder), device="cpu", compute_type="int8",
-                            completion_mode=mode, request_timeout_ms=120000)
+        settings = Settings(
+            model=str(labmodel_int8.folder),
+            device="cpu",
+            compute_type="int8",
+            completion_mode=mode,
+            request_timeout_ms=120000,
+        )
         models = ModelManager(settings)
         models.wait_ready()
         try:
@@ -502,7 +634,8 @@ async def test_only_infill_fits_a_suffix(labmodel_int8, monkeypatch):
 
 
 # ---- served selection: lines that carry the names the next line needs ----------------------
-STORE_SRC = ('''import json
+STORE_SRC = (
+    '''import json
 
 
 class Store:
@@ -521,10 +654,13 @@ class Store:
             self.items.update(self.loader())
 
     def report(self):
-''' + "".join(f"        total_{i} = {i}\n" for i in range(150)) + '''        return total_149
+'''
+    + "".join(f"        total_{i} = {i}\n" for i in range(150))
+    + """        return total_149
 
     def evict(self, key):
-        if len(self.items) > ''')
+        if len(self.items) > """
+)
 
 
 def _end_of(src: str) -> types.Position:
@@ -541,7 +677,7 @@ def test_served_context_brings_attributes_and_signatures_from_outside_the_window
     kind, window = ctx.prefix_parts[-1]
     assert kind == "cursor_window" and STORE_SRC.endswith(window)
     assert window.startswith("        total_")  # the nearest whole lines
-    head = ctx.prefix[:-len(window)]
+    head = ctx.prefix[: -len(window)]
     # the names the line may need, far above the window: the attribute and its method
     assert "limit" not in baseline.prefix
     assert "    def __init__(self, capacity, loader):\n        self.limit = capacity\n" in head
@@ -560,7 +696,7 @@ def test_served_context_stays_within_budget_and_ends_with_the_window(budget):
     assert "".join(text for _, text in ctx.prefix_parts) == ctx.prefix
 
 
-SHAPES_SRC = '''class Box:
+SHAPES_SRC = """class Box:
     def __init__(self, width, height):
         self.width = width
         self.height = height
@@ -574,17 +710,21 @@ SHAPES_SRC = '''class Box:
 
 def unrelated_helper(values):
     return sorted(values)
-'''
+"""
 
-MAIN_SRC = ('''from shapes import Box
+MAIN_SRC = (
+    """from shapes import Box
 
 
 def build(count):
     boxes = []
-''' + "".join(f"    step_{i} = {i}\n" for i in range(120)) + '''    for i in range(count):
+"""
+    + "".join(f"    step_{i} = {i}\n" for i in range(120))
+    + """    for i in range(count):
         boxes.append(Box(i, i))
     first = boxes[0]
-    return first.''')
+    return first."""
+)
 
 
 def test_cross_file_context_brings_signatures_of_imported_names_from_other_open_documents():

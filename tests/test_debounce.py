@@ -88,13 +88,16 @@ async def type_rhythm(fake: FakeTime, d: AdaptiveDebouncer, key: str, gap_s: flo
     return [t.result() for t in tasks]
 
 
-@pytest.mark.parametrize(("gap_ms", "expected_delay_ms"), [
-    (10, 50),  # very fast: 1.5 * 10 = 15, clamped up to min_ms
-    (40, 60),  # fast: 1.5 * 40
-    (120, 180),  # moderate
-    (200, 300),  # slow
-    (350, 400),  # slower: 525 clamped down to max_ms
-])
+@pytest.mark.parametrize(
+    ("gap_ms", "expected_delay_ms"),
+    [
+        (10, 50),  # very fast: 1.5 * 10 = 15, clamped up to min_ms
+        (40, 60),  # fast: 1.5 * 40
+        (120, 180),  # moderate
+        (200, 300),  # slow
+        (350, 400),  # slower: 525 clamped down to max_ms
+    ],
+)
 async def test_delay_follows_rhythm_within_bounds(gap_ms, expected_delay_ms):
     fake = FakeTime()
     d = debouncer(fake)
@@ -175,8 +178,9 @@ async def test_real_clock_and_sleep_by_default():
     assert await d.wait("a") is True
 
 
-@pytest.mark.parametrize("options", [{"min_ms": -1}, {"min_ms": 100, "max_ms": 50},
-                                     {"alpha": 0}, {"alpha": 1.5}])
+@pytest.mark.parametrize(
+    "options", [{"min_ms": -1}, {"min_ms": 100, "max_ms": 50}, {"alpha": 0}, {"alpha": 1.5}]
+)
 def test_bad_configuration_rejected(options):
     with pytest.raises(ValueError):
         AdaptiveDebouncer(**options)

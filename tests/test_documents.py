@@ -48,7 +48,7 @@ def _ref_position(text: str, offset: int, encoding: str) -> types.Position:
     before = text[:offset]
     starts = [0] + [m.end() for m in re.finditer(r"\r\n|\r|\n", text)]
     line = max(i for i, s in enumerate(starts) if s <= offset)
-    return types.Position(line=line, character=_ref_units(before[starts[line]:], encoding))
+    return types.Position(line=line, character=_ref_units(before[starts[line] :], encoding))
 
 
 @dataclass
@@ -66,8 +66,16 @@ def _nodes(tree) -> list[tuple]:
     out, stack = [], [tree.root_node]
     while stack:
         node = stack.pop()
-        out.append((node.type, node.start_byte, node.end_byte, tuple(node.start_point),
-                    tuple(node.end_point), node.is_missing))
+        out.append(
+            (
+                node.type,
+                node.start_byte,
+                node.end_byte,
+                tuple(node.start_point),
+                tuple(node.end_point),
+                node.is_missing,
+            )
+        )
         stack.extend(reversed(node.children))
     return out
 
@@ -104,14 +112,19 @@ def test_unknown_document_error_is_a_keyerror_with_a_readable_message():
     assert isinstance(err, KeyError) and str(err) == "document file:///x is not open"
 
 
-@pytest.mark.parametrize("encoding,character,expected_col", [
-    ("utf-16", 13, 13),   # before the emoji
-    ("utf-16", 14, 13),   # inside the surrogate pair: clamped to the emoji's start
-    ("utf-16", 15, 14),   # after the emoji
-    ("utf-8", 15, 13), ("utf-8", 16, 13), ("utf-8", 17, 14),
-    ("utf-32", 14, 14),
-    ("utf-16", 999, len("\treturn a  # 😀 emoji")),  # past the end: end of line (not \r\n)
-])
+@pytest.mark.parametrize(
+    "encoding,character,expected_col",
+    [
+        ("utf-16", 13, 13),  # before the emoji
+        ("utf-16", 14, 13),  # inside the surrogate pair: clamped to the emoji's start
+        ("utf-16", 15, 14),  # after the emoji
+        ("utf-8", 15, 13),
+        ("utf-8", 16, 13),
+        ("utf-8", 17, 14),
+        ("utf-32", 14, 14),
+        ("utf-16", 999, len("\treturn a  # 😀 emoji")),  # past the end: end of line (not \r\n)
+    ],
+)
 def test_offsets_follow_the_negotiated_encoding(encoding, character, expected_col):
     store = DocumentStore(encoding=encoding)
     doc = store.open(URI, PY_SOURCE, "python", 1)
@@ -145,9 +158,19 @@ def test_byte_offsets_and_points():
 def test_lsp_content_change_objects_partial_and_whole():
     store = DocumentStore()
     doc = store.open(URI, "def f():\n    pass\n", "python", 1)
-    store.change(URI, 2, [types.TextDocumentContentChangePartial(
-        range=types.Range(start=types.Position(line=1, character=4),
-                          end=types.Position(line=1, character=8)), text="return 1")])
+    store.change(
+        URI,
+        2,
+        [
+            types.TextDocumentContentChangePartial(
+                range=types.Range(
+                    start=types.Position(line=1, character=4),
+                    end=types.Position(line=1, character=8),
+                ),
+                text="return 1",
+            )
+        ],
+    )
     assert doc.text == "def f():\n    return 1\n" and doc.version == 2
     _assert_same_tree(doc, doc.text)
     store.change(URI, 3, [types.TextDocumentContentChangeWholeDocument(text="x = 1\n")])
@@ -158,8 +181,16 @@ def test_lsp_content_change_objects_partial_and_whole():
 def test_plain_json_changes_are_accepted():
     store = DocumentStore()
     doc = store.open(URI, "ab\n", "python", 1)
-    store.change(URI, 2, [{"range": {"start": {"line": 0, "character": 1},
-                                     "end": {"line": 0, "character": 2}}, "text": "X"}])
+    store.change(
+        URI,
+        2,
+        [
+            {
+                "range": {"start": {"line": 0, "character": 1}, "end": {"line": 0, "character": 2}},
+                "text": "X",
+            }
+        ],
+    )
     assert doc.text == "aX\n"
     store.change(URI, 3, [{"text": "new\n"}])
     assert doc.text == "new\n"
@@ -169,14 +200,19 @@ def test_several_changes_in_one_message_apply_in_order():
     store = DocumentStore()
     doc = store.open(URI, "abc\n", "python", 1)
     pos = types.Position
-    store.change(URI, 2, [
-        Partial(types.Range(start=pos(line=0, character=3), end=pos(line=0, character=3)),
-                "d\nef"),
-        Partial(types.Range(start=pos(line=1, character=0), end=pos(line=1, character=1)),
-                "E"),
-        Partial(types.Range(start=pos(line=0, character=0), end=pos(line=0, character=0)),
-                "x = 0\n"),
-    ])
+    store.change(
+        URI,
+        2,
+        [
+            Partial(
+                types.Range(start=pos(line=0, character=3), end=pos(line=0, character=3)), "d\nef"
+            ),
+            Partial(types.Range(start=pos(line=1, character=0), end=pos(line=1, character=1)), "E"),
+            Partial(
+                types.Range(start=pos(line=0, character=0), end=pos(line=0, character=0)), "x = 0\n"
+            ),
+        ],
+    )
     assert doc.text == "x = 0\nabcd\nEf\n"
     _assert_same_tree(doc, doc.text)
 
@@ -189,9 +225,19 @@ def test_too_large_and_binary_are_tracked_but_not_parsed():
     assert not big.too_large and big.tree is not None  # shrinks below the limit: parsed
     binary = store.open("file:///bin.py", "ab\x00cd", "python", 1)
     assert binary.binary and binary.tree is None and binary.text == "ab\x00cd"
-    store.change("file:///bin.py", 2, [Partial(
-        types.Range(start=types.Position(line=0, character=2),
-                    end=types.Position(line=0, character=3)), "")])
+    store.change(
+        "file:///bin.py",
+        2,
+        [
+            Partial(
+                types.Range(
+                    start=types.Position(line=0, character=2),
+                    end=types.Position(line=0, character=3),
+                ),
+                "",
+            )
+        ],
+    )
     assert binary.text == "abcd" and not binary.binary
     _assert_same_tree(binary, "abcd")
     assert looks_binary("\x01\x02\x03\x04abc") and not looks_binary("a\tb\r\n\x1b[0m")
@@ -202,9 +248,19 @@ def test_lone_surrogates_do_not_crash_and_are_kept():
     doc = store.open(URI, "s = '\ud800'\n", "python", 1)
     assert doc.text == "s = '\ud800'\n"
     assert doc.tree is not None
-    store.change(URI, 2, [Partial(types.Range(start=types.Position(line=0, character=6),
-                                              end=types.Position(line=0, character=6)),
-                                  "\udc00x")])
+    store.change(
+        URI,
+        2,
+        [
+            Partial(
+                types.Range(
+                    start=types.Position(line=0, character=6),
+                    end=types.Position(line=0, character=6),
+                ),
+                "\udc00x",
+            )
+        ],
+    )
     assert doc.text == "s = '\ud800\udc00x'\n"
     _assert_same_tree(doc, doc.text)
     assert doc.byte_offset_of(len(doc.text)) == len(doc.text.encode("utf-8", "surrogatepass"))
@@ -214,9 +270,19 @@ def test_unknown_language_is_plain_text():
     store = DocumentStore()
     doc = store.open("file:///a.txt", "hello\n", "plaintext", 1)
     assert doc.tree is None and not doc.binary
-    store.change("file:///a.txt", 2, [Partial(types.Range(
-        start=types.Position(line=0, character=5), end=types.Position(line=0, character=5)),
-        " world")])
+    store.change(
+        "file:///a.txt",
+        2,
+        [
+            Partial(
+                types.Range(
+                    start=types.Position(line=0, character=5),
+                    end=types.Position(line=0, character=5),
+                ),
+                " world",
+            )
+        ],
+    )
     assert doc.text == "hello world\n"
 
 
@@ -256,16 +322,19 @@ def test_line_index_stays_right_while_typing_far_apart():
         offset = doc.offset_at(pos)
         reference = reference[:offset] + "é\n😀" + reference[offset:]
         assert doc.text == reference
-        assert [doc.line_start(n) for n in range(doc.line_count)] == \
-            [0] + [i + 1 for i, ch in enumerate(reference) if ch == "\n"]
-        assert doc.line_starts_between(0, len(reference)) == \
-            [doc.line_start(n) for n in range(doc.line_count)]
+        assert [doc.line_start(n) for n in range(doc.line_count)] == [0] + [
+            i + 1 for i, ch in enumerate(reference) if ch == "\n"
+        ]
+        assert doc.line_starts_between(0, len(reference)) == [
+            doc.line_start(n) for n in range(doc.line_count)
+        ]
     _assert_same_tree(doc, reference)
 
 
 # ---- property tests ------------------------------------------------------------------------
-_ALPHABET = st.sampled_from(list("ab1 (:)'\"#=") + ["\t", "\n", "\r\n", "\r", "😀", "中",
-                                                    "é", "def ", "    ", "if x:", "𝄞"])
+_ALPHABET = st.sampled_from(
+    list("ab1 (:)'\"#=") + ["\t", "\n", "\r\n", "\r", "😀", "中", "é", "def ", "    ", "if x:", "𝄞"]
+)
 _TEXT = st.lists(_ALPHABET, max_size=12).map("".join)
 
 
@@ -278,17 +347,27 @@ def _valid_offset(text: str, offset: int) -> int:
 
 @st.composite
 def _edits(draw):
-    return draw(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1), _TEXT, st.booleans(),
-                                   st.integers(1, 3)),
-                         min_size=1, max_size=12))
+    return draw(
+        st.lists(
+            st.tuples(st.floats(0, 1), st.floats(0, 1), _TEXT, st.booleans(), st.integers(1, 3)),
+            min_size=1,
+            max_size=12,
+        )
+    )
 
 
-@settings(max_examples=int(os.environ.get("DOCUMENTS_EXAMPLES", "300")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
-@given(initial=_TEXT, edits=_edits(), encoding=st.sampled_from(ENCODINGS),
-       language=st.sampled_from(["python", "javascript", "plaintext"]))
-def test_random_edits_keep_text_and_tree_equal_to_reference(initial, edits, encoding,
-                                                            language):
+@settings(
+    max_examples=int(os.environ.get("DOCUMENTS_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    initial=_TEXT,
+    edits=_edits(),
+    encoding=st.sampled_from(ENCODINGS),
+    language=st.sampled_from(["python", "javascript", "plaintext"]),
+)
+def test_random_edits_keep_text_and_tree_equal_to_reference(initial, edits, encoding, language):
     store = DocumentStore(encoding=encoding)
     doc = store.open(URI, initial, language, 0)
     reference = initial
@@ -304,10 +383,15 @@ def test_random_edits_keep_text_and_tree_equal_to_reference(initial, edits, enco
                 start = _valid_offset(reference, int(min(a, b) * len(reference)))
                 end = _valid_offset(reference, int(max(a, b) * len(reference)))
                 piece = new_text[i:] if i else new_text
-                changes.append(Partial(types.Range(start=_ref_position(reference, start,
-                                                                        encoding),
-                                                   end=_ref_position(reference, end, encoding)),
-                                       piece))
+                changes.append(
+                    Partial(
+                        types.Range(
+                            start=_ref_position(reference, start, encoding),
+                            end=_ref_position(reference, end, encoding),
+                        ),
+                        piece,
+                    )
+                )
                 reference = reference[:start] + piece + reference[end:]
             store.change(URI, version, changes)
         assert doc.text == reference
@@ -330,8 +414,10 @@ def test_random_edits_keep_text_and_tree_equal_to_reference(initial, edits, enco
 
 # ---- cooperative re-parse: the event loop is not held by one long parse ------------------
 def _big_module(functions: int = 600) -> str:
-    return "".join(f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n"
-                   for i in range(functions))
+    return "".join(
+        f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n"
+        for i in range(functions)
+    )
 
 
 async def _big_module_with_unclosed_paren(store: DocumentStore):
@@ -340,8 +426,15 @@ async def _big_module_with_unclosed_paren(store: DocumentStore):
     doc = store.open(URI, _big_module(), "python", 1)
     await doc.parse_cooperatively()
     at = types.Position(line=5, character=4)  # "    x = [a, b, 1]" of f1
-    return store.change(URI, 2, [types.TextDocumentContentChangePartial(
-        range=types.Range(start=at, end=at), text="y = h(\n")])
+    return store.change(
+        URI,
+        2,
+        [
+            types.TextDocumentContentChangePartial(
+                range=types.Range(start=at, end=at), text="y = h(\n"
+            )
+        ],
+    )
 
 
 async def _ticking(stop) -> int:
@@ -377,13 +470,21 @@ async def test_edits_between_slices_restart_the_parse_on_the_new_text():
         for version, char in enumerate(typed, start=3):
             await asyncio.sleep(0)
             pos = types.Position(line=6, character=0)
-            store.change(URI, version, [types.TextDocumentContentChangePartial(
-                range=types.Range(start=pos, end=pos), text=char)])
+            store.change(
+                URI,
+                version,
+                [
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=pos, end=pos), text=char
+                    )
+                ],
+            )
             edits.append(doc._parse_halted)
 
     typist = asyncio.create_task(type_while_parsing())
-    await asyncio.gather(doc.parse_cooperatively(slice_micros=100),
-                         doc.parse_cooperatively(slice_micros=100), typist)
+    await asyncio.gather(
+        doc.parse_cooperatively(slice_micros=100), doc.parse_cooperatively(slice_micros=100), typist
+    )
     assert len(edits) == 5 and any(edits)  # some keystrokes landed in the middle of a parse
     await doc.parse_cooperatively()
     _assert_same_tree(doc, doc.text)
@@ -407,12 +508,14 @@ async def test_synchronous_access_after_an_abandoned_cooperative_parse():
 
 async def test_a_parse_over_budget_finishes_in_the_background_and_tree_does_not_block():
     from codet5_lsp.server.context import build_completion_context
+
     store = DocumentStore()
     doc = await _big_module_with_unclosed_paren(store)
     assert await doc.parse_cooperatively(slice_micros=100, budget_s=0) is None
     assert doc.parse_pending and doc.tree is None  # no synchronous parse behind our back
-    ctx = build_completion_context(doc, types.Position(line=6, character=0),
-                                   lambda text: len(text) // 4, 64, 16)
+    ctx = build_completion_context(
+        doc, types.Position(line=6, character=0), lambda text: len(text) // 4, 64, 16
+    )
     assert ctx.prefix.endswith("y = h(\n") and "def f1(a, b):" in ctx.prefix
     for _ in range(100_000):
         if not doc.parse_pending:
@@ -431,3 +534,34 @@ async def test_closing_a_document_stops_its_background_parse():
     store.close(URI)
     await asyncio.sleep(0)
     assert finisher.cancelled()
+
+
+def test_the_context_cache_survives_edits_and_a_fork_writes_nothing_back():
+    from codet5_lsp.server.context import build_completion_context
+    from codet5_lsp.server.syntax import detect_indent_unit, imports
+
+    store = DocumentStore()
+    doc = store.open(URI, "import os\n\ndef f():\n  return 1\n", "python", 1)
+    assert detect_indent_unit(doc, 2) == "  " and imports(doc) == ["import os"]
+    cache = doc.context_cache
+    end = types.Position(line=4, character=0)
+    store.change(
+        URI,
+        2,
+        [
+            types.TextDocumentContentChangePartial(
+                range=types.Range(start=end, end=end), text="x = 1\n"
+            )
+        ],
+    )
+    assert doc.context_cache is cache and cache.imports is not None and cache.indent_units
+    build_completion_context(doc, end, lambda s: len(s) // 2, 4, 0)
+    assert cache.chars_per_token is not None
+
+    cache.background_parse = object()  # type: ignore[assignment]  # as if one were running
+    fork = doc.fork_with_insert(len(doc.text), "def g():\n\treturn 2\n")
+    assert fork.context_cache.background_parse is None  # the fork has its own text to parse
+    assert fork.context_cache.identifier_sets is cache.identifier_sets  # content-keyed: shared
+    fork.context_cache.indent_units[7] = (fork.edit_count, "\t")
+    fork.context_cache.chars_per_token = 1.0
+    assert 7 not in cache.indent_units and cache.chars_per_token != 1.0

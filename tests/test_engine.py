@@ -8,10 +8,12 @@ import threading
 import pytest
 
 from codet5_lsp.inference.engine import CompletionEngine, EngineError
-from codet5_lsp.inference.prompts import (build_completion_request, build_summary_request,
-                                          line_stop_rule)
-
-from .conftest import real_code_cases
+from codet5_lsp.inference.prompts import (
+    build_completion_request,
+    build_summary_request,
+    line_stop_rule,
+)
+from tests.support.sources import real_code_cases
 
 CASES = real_code_cases(6, seed=3)
 
@@ -25,9 +27,16 @@ def engine(labmodel_int8):
 
 def _request(engine, i=0, mode="infill", **kw):
     prefix, _rest, after = CASES[i]
-    return build_completion_request(mode, prefix, after, engine.tokenizer,
-                                    max_prefix_tokens=256, max_suffix_tokens=32,
-                                    max_new_tokens=kw.pop("max_new_tokens", 12), **kw)
+    return build_completion_request(
+        mode,
+        prefix,
+        after,
+        engine.tokenizer,
+        max_prefix_tokens=256,
+        max_suffix_tokens=32,
+        max_new_tokens=kw.pop("max_new_tokens", 12),
+        **kw,
+    )
 
 
 def _blocker(engine):
@@ -61,8 +70,7 @@ def test_cancel_during_generation_stops_at_the_next_token(engine):
             cancel.set()
         return False
 
-    req = dataclasses.replace(_request(engine, 1, max_new_tokens=40), stop_rule=rule,
-                              end_tokens=())
+    req = dataclasses.replace(_request(engine, 1, max_new_tokens=40), stop_rule=rule, end_tokens=())
     result = engine.generate(req, cancel)
     assert result.stop_reason == "cancelled"
     assert len(seen) == 3  # no token was produced after the cancel
@@ -71,8 +79,11 @@ def test_cancel_during_generation_stops_at_the_next_token(engine):
 def test_completions_run_before_queued_summaries(engine):
     release, first = _blocker(engine)
     order = []
-    summary = engine.submit(build_summary_request("def f(x):\n    return x\n", engine.tokenizer,
-                                                  max_source_tokens=64, max_new_tokens=4))
+    summary = engine.submit(
+        build_summary_request(
+            "def f(x):\n    return x\n", engine.tokenizer, max_source_tokens=64, max_new_tokens=4
+        )
+    )
     completion = engine.submit(_request(engine, 2, mode="seq2seq", max_new_tokens=4))
     summary.add_done_callback(lambda _f: order.append("summary"))
     completion.add_done_callback(lambda _f: order.append("completion"))
@@ -95,10 +106,18 @@ def test_queued_compatible_requests_share_a_batch_and_keep_their_results(engine)
 def test_one_pass_requests_are_not_merged_and_keep_their_results(engine):
     """Decoder-mode prefixes of equal length go through ctranslate2 in one pass each: merged,
     ctranslate2 would report every example's tokens as batch 0 and cut the wrong one."""
+
     def request(i):
-        return build_completion_request("decoder", CASES[i][0], "", engine.tokenizer,
-                                        max_prefix_tokens=64, max_suffix_tokens=0,
-                                        max_new_tokens=16, stop_rule=line_stop_rule)
+        return build_completion_request(
+            "decoder",
+            CASES[i][0],
+            "",
+            engine.tokenizer,
+            max_prefix_tokens=64,
+            max_suffix_tokens=0,
+            max_new_tokens=16,
+            stop_rule=line_stop_rule,
+        )
 
     assert len({len(request(i).decoder_prefix) for i in range(1, 5)}) == 1
     alone = [engine.generate(request(i)) for i in range(1, 5)]
@@ -124,7 +143,10 @@ def _summary_preempted_by_a_completion(summary_engine, completion_engine):
     engine, the summary's result, the same summary run alone)."""
     summary_request = build_summary_request(
         "def join_all(folder, names):\n    return [folder + n for n in names]\n",
-        summary_engine.tokenizer, max_source_tokens=64, max_new_tokens=24)
+        summary_engine.tokenizer,
+        max_source_tokens=64,
+        max_new_tokens=24,
+    )
     alone = summary_engine.generate(summary_request)
     release, started = threading.Event(), threading.Event()
 
@@ -135,12 +157,13 @@ def _summary_preempted_by_a_completion(summary_engine, completion_engine):
 
     order = []
     before = summary_engine.preemptions
-    summary = summary_engine.submit(dataclasses.replace(summary_request,
-                                                        stop_rule=hold_first_token,
-                                                        end_tokens=()))
+    summary = summary_engine.submit(
+        dataclasses.replace(summary_request, stop_rule=hold_first_token, end_tokens=())
+    )
     assert started.wait(30)
-    completion = completion_engine.submit(_request(completion_engine, 2, mode="seq2seq",
-                                                   max_new_tokens=4))
+    completion = completion_engine.submit(
+        _request(completion_engine, 2, mode="seq2seq", max_new_tokens=4)
+    )
     summary.add_done_callback(lambda _f: order.append("summary"))
     completion.add_done_callback(lambda _f: order.append("completion"))
     release.set()

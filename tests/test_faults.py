@@ -3,8 +3,8 @@ the problem) and the server keeps serving (a normal inline completion works afte
 
 The server runs as `codet5-lsp serve` over pipes and is spoken to byte by byte (`LspPipe`), so
 malformed frames and messages can be sent exactly; one test runs the server in this process to
-make its engine fail the way a GPU out of memory does. `LspPipe` is shared with
-test_fuzz_jsonrpc.py and test_soak.py.
+make its engine fail the way a GPU out of memory does. `LspPipe` (tests/support/lsp.py) is the
+harness of test_fuzz_jsonrpc.py, test_soak.py and test_team.py too.
 """
 
 from __future__ import annotations
@@ -13,244 +13,27 @@ import json
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
-from typing import Any, BinaryIO, Callable
 
 import pytest
 
-SOURCE = '''import os
+from tests.support.lsp import (
+    FAST,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    LspPipe,
+    frame,
+    inline_params,
+    items_of,
+    model_args,
+    start_ready,
+    start_server,
+)
+from tests.support.sources import END, SOURCE
 
-
-def list_files(folder):
-    names = []
-    for name in os.listdir(folder):
-        names.append(os.path.join(folder, name))
-    return names
-
-
-def main():
-    files = list_files(os.getcwd())
-    for f in files:
-        print(
-'''
-END = (len(SOURCE.splitlines()) - 1, len(SOURCE.splitlines()[-1]))  # after "print("
-
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS = -32700, -32600, -32601, -32602
-REQUEST_CANCELLED = -32800
-
-
-# ---- a byte-level LSP client -----------------------------------------------------------------
-
-def frame(message: Any) -> bytes:
-    body = json.dumps(message).encode("utf-8")
-    return b"Content-Length: %d\r\n\r\n" % len(body) + body
-
-
-class LspPipe:
-    """Writes frames (or raw bytes) to a server and collects what it sends, on a thread."""
-
-    def __init__(self, writer: BinaryIO, reader: BinaryIO,
-                 proc: subprocess.Popen | None = None):
-        self.proc = proc
-        self._writer = writer
-        self._reader = reader
-        self._cond = threading.Condition()
-        self._write_lock = threading.Lock()
-        self.responses: dict[Any, dict] = {}
-        self.null_id_responses: list[dict] = []
-        self.notifications: list[dict] = []
-        self.closed = False
-        self._next_id = 0
-        self._thread = threading.Thread(target=self._read_loop, daemon=True)
-        self._thread.start()
-
-    # -- sending ---------------------------------------------------------------------------
-    def send_raw(self, data: bytes) -> None:
-        with self._write_lock:
-            self._writer.write(data)
-            self._writer.flush()
-
-    def send(self, message: Any) -> None:
-        self.send_raw(frame(message))
-
-    def new_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
-
-    def request(self, method: str, params: Any = None) -> int:
-        msg_id = self.new_id()
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": msg_id, "method": method}
-        if params is not None:
-            message["params"] = params
-        self.send(message)
-        return msg_id
-
-    def notify(self, method: str, params: Any = None) -> None:
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params is not None:
-            message["params"] = params
-        self.send(message)
-
-    def call(self, method: str, params: Any = None, timeout: float = 60) -> dict:
-        return self.response(self.request(method, params), timeout)
-
-    # -- receiving -------------------------------------------------------------------------
-    def _read_loop(self) -> None:
-        try:
-            while True:
-                length = None
-                while True:
-                    line = self._reader.readline()
-                    if not line:
-                        return
-                    if line in (b"\r\n", b"\n"):
-                        break
-                    name, _, value = line.decode("ascii").partition(":")
-                    if name.lower() == "content-length":
-                        length = int(value.strip())
-                assert length is not None, "server sent a frame without Content-Length"
-                message = json.loads(self._reader.read(length))
-                if "method" in message and "id" in message:  # a request from the server
-                    self.send({"jsonrpc": "2.0", "id": message["id"], "result": None})
-                with self._cond:
-                    if "method" in message:
-                        self.notifications.append(message)
-                    elif message.get("id") is None:
-                        self.null_id_responses.append(message)
-                    else:
-                        key = message["id"]
-                        self.responses[key if isinstance(key, (int, str)) else
-                                       json.dumps(key)] = message
-                    self._cond.notify_all()
-        finally:
-            with self._cond:
-                self.closed = True
-                self._cond.notify_all()
-
-    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        with self._cond:
-            while not predicate():
-                left = end - time.monotonic()
-                if left <= 0 or self.closed:
-                    return predicate()
-                self._cond.wait(min(left, 0.5))
-        return True
-
-    def response(self, msg_id: Any, timeout: float = 60) -> dict:
-        assert self.wait_until(lambda: msg_id in self.responses, timeout), \
-            f"no response to request {msg_id} within {timeout} s"
-        return self.responses[msg_id]
-
-    def messages(self, method: str) -> list[dict]:
-        with self._cond:
-            return [m["params"] for m in self.notifications if m["method"] == method]
-
-    def shown(self, needle: str = "") -> list[str]:
-        return [p["message"] for p in self.messages("window/showMessage")
-                if needle in p["message"]]
-
-    def status(self) -> str | None:
-        statuses = self.messages("codet5/status")
-        return statuses[-1]["state"] if statuses else None
-
-    # -- sessions --------------------------------------------------------------------------
-    def initialize(self, **init_options: Any) -> dict:
-        reply = self.call("initialize", {
-            "processId": os.getpid(), "rootUri": None,
-            "capabilities": {"general": {"positionEncodings": ["utf-16"]}},
-            "initializationOptions": init_options or None}, timeout=60)
-        assert "result" in reply, reply
-        self.notify("initialized", {})
-        return reply["result"]
-
-    def wait_ready(self, timeout: float = 120) -> None:
-        assert self.wait_until(lambda: self.status() in ("ready", "error"), timeout), \
-            self.messages("codet5/status")
-        assert self.status() == "ready", self.messages("codet5/status")
-
-    def open(self, uri: str, text: str, language: str = "python", version: int = 1) -> None:
-        self.notify("textDocument/didOpen", {"textDocument": {
-            "uri": uri, "languageId": language, "version": version, "text": text}})
-
-    def inline(self, uri: str, line: int, character: int, timeout: float = 120) -> dict:
-        return self.call("textDocument/inlineCompletion", inline_params(uri, line, character),
-                         timeout)
-
-    def server_text(self, uri: str) -> str:
-        reply = self.call("workspace/executeCommand", {
-            "command": "codet5.debugDocumentText", "arguments": [uri]})
-        assert "result" in reply, reply
-        return reply["result"]["text"]
-
-    def stop(self, timeout: float = 30) -> int | None:
-        """shutdown + exit; the process's exit code (None in process)."""
-        if not self.closed:
-            try:
-                reply = self.call("shutdown", timeout=timeout)
-                assert reply.get("result", "missing") is None, reply
-                self.notify("exit")
-            except (BrokenPipeError, OSError):
-                pass
-        if self.proc is None:
-            return None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise
-
-    def rss_kb(self) -> int:
-        assert self.proc is not None
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-        raise AssertionError("no VmRSS")
-
-
-def inline_params(uri: str, line: int, character: int) -> dict:
-    return {"textDocument": {"uri": uri}, "position": {"line": line, "character": character},
-            "context": {"triggerKind": 2}}
-
-
-def items_of(reply: dict) -> list[dict]:
-    assert "result" in reply, reply
-    result = reply["result"]
-    return result["items"] if isinstance(result, dict) else (result or [])
-
-
-def server_env(cache: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env["XDG_CACHE_HOME"] = str(cache)
-    env["XDG_STATE_HOME"] = str(cache)
-    return env
-
-
-def start_server(args: list[str], workdir: Path) -> LspPipe:
-    """`codet5-lsp serve ARGS` as a subprocess; its log goes to workdir/server.log."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = open(workdir / "server.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "codet5_lsp.server.cli", "serve", "--stats-file",
-         str(workdir / "stats.jsonl"), *args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=server_env(workdir))
-    log.close()
-    return LspPipe(proc.stdin, proc.stdout, proc)
-
-
-def model_args(files) -> list[str]:
-    return ["--model", str(files.folder), "--device", "cpu", "--compute-type", "int8"]
-
-
-# No debounce at all (debounceMs is only the adaptive debounce's minimum), small generations,
-# one CTranslate2 thread (steadier on a busy 2-core machine), no summary model.
-FAST = {"debounceMs": 0, "debounceMaxMs": 0, "requestTimeoutMs": 120000, "maxNewTokens": 8,
-        "maxMultilineTokens": 8, "intraThreads": 1, "summariesEnabled": False}
+pytestmark = pytest.mark.slow  # server processes
 
 
 def assert_completes(pipe: LspPipe, uri: str = "file:///tmp/faults/ok.py") -> str:
@@ -263,21 +46,23 @@ def assert_completes(pipe: LspPipe, uri: str = "file:///tmp/faults/ok.py") -> st
 
 @pytest.fixture(scope="module")
 def served(labmodel_int8, tmp_path_factory):
-    pipe = start_server(model_args(labmodel_int8), tmp_path_factory.mktemp("faults"))
-    pipe.initialize(**FAST)
-    pipe.wait_ready()
+    pipe = start_ready(model_args(labmodel_int8), tmp_path_factory.mktemp("faults"))
     yield pipe
     assert pipe.stop() == 0
 
 
 # ---- positions and documents -----------------------------------------------------------------
 
+
 def test_invalid_positions(served):
     uri = "file:///tmp/faults/positions.py"
     served.open(uri, SOURCE)
     line, character = END
-    for bad, needle in (((-1, 0), "position"), ((0, -3), "position"),
-                        ((line + 5, 0), f"line {line + 5} is outside")):
+    for bad, needle in (
+        ((-1, 0), "position"),
+        ((0, -3), "position"),
+        ((line + 5, 0), f"line {line + 5} is outside"),
+    ):
         reply = served.inline(uri, *bad)
         assert reply["error"]["code"] == INVALID_PARAMS, reply
         assert needle in reply["error"]["message"], reply
@@ -290,11 +75,17 @@ def test_invalid_positions(served):
 
 def test_unknown_and_closed_documents(served):
     never = "file:///tmp/faults/never-opened.py"
-    for method, params in (("textDocument/inlineCompletion", inline_params(never, 0, 0)),
-                           ("textDocument/completion", {"textDocument": {"uri": never},
-                                                        "position": {"line": 0, "character": 0}}),
-                           ("textDocument/hover", {"textDocument": {"uri": never},
-                                                   "position": {"line": 0, "character": 0}})):
+    for method, params in (
+        ("textDocument/inlineCompletion", inline_params(never, 0, 0)),
+        (
+            "textDocument/completion",
+            {"textDocument": {"uri": never}, "position": {"line": 0, "character": 0}},
+        ),
+        (
+            "textDocument/hover",
+            {"textDocument": {"uri": never}, "position": {"line": 0, "character": 0}},
+        ),
+    ):
         reply = served.call(method, params)
         assert reply["error"]["code"] == INVALID_PARAMS and never in reply["error"]["message"]
     closed = "file:///tmp/faults/closed.py"
@@ -304,9 +95,13 @@ def test_unknown_and_closed_documents(served):
     assert reply["error"]["code"] == INVALID_PARAMS and closed in reply["error"]["message"]
     # didChange for a document that is not open: reported once, however often it comes.
     for version in (2, 3, 4):
-        served.notify("textDocument/didChange", {
-            "textDocument": {"uri": closed, "version": version},
-            "contentChanges": [{"text": "x = 1\n"}]})
+        served.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": closed, "version": version},
+                "contentChanges": [{"text": "x = 1\n"}],
+            },
+        )
     assert_completes(served)
     assert len(served.shown(closed)) == 1, served.shown()
     assert "not open" in served.shown(closed)[0]
@@ -317,9 +112,13 @@ def test_change_with_invalid_range_is_reported_once(served):
     served.open(uri, "a = 1\nb = 2\n")
     bad = {"start": {"line": 40, "character": 0}, "end": {"line": 41, "character": 0}}
     for version in (2, 3):
-        served.notify("textDocument/didChange", {
-            "textDocument": {"uri": uri, "version": version},
-            "contentChanges": [{"range": bad, "text": "zzz"}]})
+        served.notify(
+            "textDocument/didChange",
+            {
+                "textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"range": bad, "text": "zzz"}],
+            },
+        )
     assert served.server_text(uri) == "a = 1\nb = 2\n"  # nothing applied, nothing lost
     messages = served.shown(uri)
     assert len(messages) == 1 and "line 40 is outside" in messages[0], messages
@@ -337,15 +136,16 @@ def test_file_over_max_file_bytes(served):
         served.open(uri, text)
         for _ in range(3):
             assert items_of(served.inline(uri, *END)) == []
-        completion = served.call("textDocument/completion", {
-            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 0}})
+        completion = served.call(
+            "textDocument/completion",
+            {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 0}},
+        )
         assert completion["result"]["items"] == []
         messages = served.shown(uri)
         assert len(messages) == 1 and "maxFileBytes" in messages[0], messages
         assert served.server_text(uri) == text
     finally:
-        served.notify("workspace/didChangeConfiguration",
-                      {"settings": {"maxFileBytes": 2_000_000}})
+        served.notify("workspace/didChangeConfiguration", {"settings": {"maxFileBytes": 2_000_000}})
     assert_completes(served)
 
 
@@ -357,10 +157,21 @@ def test_binary_content_and_nul_bytes(served):
     assert items_of(served.inline(uri, 1, 11)) == []
     messages = served.shown(uri)
     assert len(messages) == 1 and "binary" in messages[0], messages
-    served.notify("textDocument/didChange", {
-        "textDocument": {"uri": uri, "version": 2},
-        "contentChanges": [{"range": {"start": {"line": 0, "character": 3},
-                                      "end": {"line": 0, "character": 4}}, "text": "\x00\x00"}]})
+    served.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [
+                {
+                    "range": {
+                        "start": {"line": 0, "character": 3},
+                        "end": {"line": 0, "character": 4},
+                    },
+                    "text": "\x00\x00",
+                }
+            ],
+        },
+    )
     expected = "PNG\x00\x00\x01\x02\x00def f(\x00):\n    return "
     assert served.server_text(uri) == expected
     assert_completes(served)
@@ -371,13 +182,23 @@ def test_lone_surrogates_are_kept(served):
     # JSON carries "\ud800" (a lone high surrogate); Python's json keeps it as one code unit.
     text = 'bad = "\ud800"\n\n\ndef name_of(x):\n    return '
     served.open(uri, text)
-    served.notify("textDocument/didChange", {
-        "textDocument": {"uri": uri, "version": 2},
-        "contentChanges": [{"range": {"start": {"line": 0, "character": 9},
-                                      "end": {"line": 0, "character": 9}},
-                            "text": " # \udc00\U0001F600"}]})
+    served.notify(
+        "textDocument/didChange",
+        {
+            "textDocument": {"uri": uri, "version": 2},
+            "contentChanges": [
+                {
+                    "range": {
+                        "start": {"line": 0, "character": 9},
+                        "end": {"line": 0, "character": 9},
+                    },
+                    "text": " # \udc00\U0001f600",
+                }
+            ],
+        },
+    )
     # (Not next to the lone \ud800: JSON would read an adjacent pair as one character.)
-    expected = 'bad = "\ud800" # \udc00\U0001F600\n\n\ndef name_of(x):\n    return '
+    expected = 'bad = "\ud800" # \udc00\U0001f600\n\n\ndef name_of(x):\n    return '
     assert served.server_text(uri) == expected
     reply = served.inline(uri, 4, 11)
     assert "result" in reply, reply  # answered, not an error
@@ -387,6 +208,7 @@ def test_lone_surrogates_are_kept(served):
 
 
 # ---- malformed JSON-RPC ----------------------------------------------------------------------
+
 
 def test_malformed_json_rpc(served):
     pipe = served
@@ -400,15 +222,27 @@ def test_malformed_json_rpc(served):
     assert pipe.wait_until(lambda: bool(pipe.shown("could not parse")), 10)
     # A bad Content-Length header, then (same write) a request: the request is still answered.
     ok = pipe.new_id()
-    pipe.send_raw(b'Content-Length: lots\r\n\r\n{"jsonrpc": "2.0", "method": "x"}'
-                  + frame({"jsonrpc": "2.0", "id": ok, "method": "textDocument/hover",
-                           "params": {"textDocument": {"uri": "file:///nope"},
-                                      "position": {"line": 0, "character": 0}}}))
+    pipe.send_raw(
+        b'Content-Length: lots\r\n\r\n{"jsonrpc": "2.0", "method": "x"}'
+        + frame(
+            {
+                "jsonrpc": "2.0",
+                "id": ok,
+                "method": "textDocument/hover",
+                "params": {
+                    "textDocument": {"uri": "file:///nope"},
+                    "position": {"line": 0, "character": 0},
+                },
+            }
+        )
+    )
     assert "nope" in pipe.response(ok, 10)["error"]["message"]
     # A Content-Length far too large is ignored, not waited for.
     ok = pipe.new_id()
-    pipe.send_raw(b'Content-Length: 99999999999999\r\n\r\n{}'
-                  + frame({"jsonrpc": "2.0", "id": ok, "method": "shutdown_typo"}))
+    pipe.send_raw(
+        b"Content-Length: 99999999999999\r\n\r\n{}"
+        + frame({"jsonrpc": "2.0", "id": ok, "method": "shutdown_typo"})
+    )
     assert pipe.response(ok, 10)["error"]["code"] == METHOD_NOT_FOUND
     # Missing fields and wrong parameter types: InvalidParams naming the field.
     reply = pipe.call("textDocument/inlineCompletion", {"textDocument": {"uri": "file:///x"}})
@@ -416,9 +250,14 @@ def test_malformed_json_rpc(served):
     assert "missing" in reply["error"]["message"] and "position" in reply["error"]["message"]
     reply = pipe.call("textDocument/hover")
     assert reply["error"]["code"] == INVALID_PARAMS and "params" in reply["error"]["message"]
-    reply = pipe.call("textDocument/inlineCompletion", {
-        "textDocument": {"uri": "file:///x"}, "position": {"line": "two", "character": []},
-        "context": {"triggerKind": 1}})
+    reply = pipe.call(
+        "textDocument/inlineCompletion",
+        {
+            "textDocument": {"uri": "file:///x"},
+            "position": {"line": "two", "character": []},
+            "context": {"triggerKind": 1},
+        },
+    )
     assert reply["error"]["code"] == INVALID_PARAMS
     assert "position.line" in reply["error"]["message"], reply
     # Unknown methods: MethodNotFound for a request; a notification is ignored.
@@ -441,13 +280,15 @@ def test_malformed_json_rpc(served):
     assert pipe.null_id_responses[-1]["error"]["code"] == INVALID_REQUEST
     # A notification with bad params (a lost edit) is reported.
     pipe.notify("textDocument/didChange", {"textDocument": {"uri": 7}, "contentChanges": 3})
-    assert pipe.wait_until(lambda: bool(pipe.shown("ignored invalid params for "
-                                                   "textDocument/didChange")), 10)
+    assert pipe.wait_until(
+        lambda: bool(pipe.shown("ignored invalid params for textDocument/didChange")), 10
+    )
     assert_completes(pipe)
     assert pipe.proc.poll() is None
 
 
 # ---- engine and model faults -----------------------------------------------------------------
+
 
 def test_engine_exception_at_generation(labmodel_int8, tmp_path):
     """A model that loads but whose generation fails: CTranslate2 raises at translate time
@@ -457,8 +298,9 @@ def test_engine_exception_at_generation(labmodel_int8, tmp_path):
     meta = json.loads((broken / "codet5_lsp.json").read_text())
     meta["eos_token"] = "<no-such-token>"
     (broken / "codet5_lsp.json").write_text(json.dumps(meta))
-    pipe = start_server(["--model", str(broken), "--device", "cpu", "--compute-type", "int8"],
-                        tmp_path / "run")
+    pipe = start_server(
+        ["--model", str(broken), "--device", "cpu", "--compute-type", "int8"], tmp_path / "run"
+    )
     try:
         pipe.initialize(**FAST)
         pipe.wait_ready()
@@ -466,11 +308,16 @@ def test_engine_exception_at_generation(labmodel_int8, tmp_path):
         pipe.open(uri, SOURCE)
         for _ in range(2):
             assert items_of(pipe.inline(uri, *END)) == []
-        logs = [p["message"] for p in pipe.messages("window/logMessage")
-                if "completion failed" in p["message"]]
+        logs = [
+            p["message"]
+            for p in pipe.messages("window/logMessage")
+            if "completion failed" in p["message"]
+        ]
         assert logs and "not in the vocabulary" in logs[0], logs
-        reply = pipe.call("textDocument/hover", {"textDocument": {"uri": uri},
-                                                 "position": {"line": 3, "character": 5}})
+        reply = pipe.call(
+            "textDocument/hover",
+            {"textDocument": {"uri": uri}, "position": {"line": 3, "character": 5}},
+        )
         assert "result" in reply, reply
     finally:
         assert pipe.stop() == 0
@@ -478,8 +325,7 @@ def test_engine_exception_at_generation(labmodel_int8, tmp_path):
 
 def test_model_that_fails_to_load(tmp_path):
     missing = tmp_path / "no-model-here"
-    pipe = start_server(["--model", str(missing), "--device", "cpu", "--offline"],
-                        tmp_path / "run")
+    pipe = start_server(["--model", str(missing), "--device", "cpu", "--offline"], tmp_path / "run")
     try:
         result = pipe.initialize(**FAST)
         assert result["capabilities"]["inlineCompletionProvider"] is not None
@@ -495,10 +341,11 @@ def test_model_that_fails_to_load(tmp_path):
 
 def test_cuda_requested_without_a_gpu(labmodel_int8, tmp_path):
     """`--device cuda` on a machine without CUDA: a clear error state, not a crash."""
-    from codet5_lsp.inference.engine import cuda_device_count
+    from codet5_lsp.inference.devices import cuda_device_count
 
-    pipe = start_server(["--model", str(labmodel_int8.folder), "--device", "cuda"],
-                        tmp_path / "run")
+    pipe = start_server(
+        ["--model", str(labmodel_int8.folder), "--device", "cuda"], tmp_path / "run"
+    )
     try:
         pipe.initialize(**FAST)
         assert pipe.wait_until(lambda: pipe.status() in ("ready", "error"), 120)
@@ -523,13 +370,22 @@ def test_out_of_memory_in_process(labmodel_int8, caplog):
     from codet5_lsp.server.lsp import create_server
     from codet5_lsp.server.settings import Settings
 
-    server = create_server(Settings(model=str(labmodel_int8.folder), device="cpu",
-                                    compute_type="int8", summaries_enabled=False,
-                                    intra_threads=1))
+    server = create_server(
+        Settings(
+            model=str(labmodel_int8.folder),
+            device="cpu",
+            compute_type="int8",
+            summaries_enabled=False,
+            intra_threads=1,
+        )
+    )
     to_server_r, to_server_w = os.pipe()
     from_server_r, from_server_w = os.pipe()
-    thread = threading.Thread(target=server.start_io, daemon=True,
-                              args=(os.fdopen(to_server_r, "rb"), os.fdopen(from_server_w, "wb")))
+    thread = threading.Thread(
+        target=server.start_io,
+        daemon=True,
+        args=(os.fdopen(to_server_r, "rb"), os.fdopen(from_server_w, "wb")),
+    )
     thread.start()
     pipe = LspPipe(os.fdopen(to_server_w, "wb"), os.fdopen(from_server_r, "rb"))
     try:
@@ -550,8 +406,10 @@ def test_out_of_memory_in_process(labmodel_int8, caplog):
         pipe.open(uri, SOURCE)
         with caplog.at_level(logging.ERROR):
             assert items_of(pipe.inline(uri, *END)) == []
-        assert any("out of memory" in r.getMessage() or "out of memory" in str(r.exc_info)
-                   for r in caplog.records), caplog.records
+        assert any(
+            "out of memory" in r.getMessage() or "out of memory" in str(r.exc_info)
+            for r in caplog.records
+        ), caplog.records
         assert any("out of memory" in p["message"] for p in pipe.messages("window/logMessage"))
         assert assert_completes(pipe, uri)
         assert len(calls) == 2

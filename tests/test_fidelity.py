@@ -6,28 +6,15 @@ import dataclasses
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, DynamicCache, EncoderDecoderCache
+from transformers import DynamicCache, EncoderDecoderCache
 
-from codet5_lsp.inference.engine import CompletionEngine
 from codet5_lsp.inference.prompts import build_completion_request
+from tests.support.sources import real_code_cases
 
-from .conftest import real_code_cases
+pytestmark = pytest.mark.slow  # the labmodel in transformers as the reference
 
 NEW_TOKENS = 16
 CASES = real_code_cases(50, seed=7)
-
-
-@pytest.fixture(scope="module")
-def reference(labmodel_path):
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(labmodel_path), dtype=torch.float32)
-    return model.eval()
-
-
-@pytest.fixture(scope="module")
-def engine(labmodel_float32):
-    eng = CompletionEngine(labmodel_float32, device="cpu", compute_type="float32")
-    yield eng
-    eng.close()
 
 
 def _reference_tokens(model, engine, request) -> list[str]:
@@ -37,10 +24,12 @@ def _reference_tokens(model, engine, request) -> list[str]:
         out = model.generate(
             input_ids=torch.tensor([ids(request.encoder_tokens)]),
             decoder_input_ids=torch.tensor([[0] + ids(request.decoder_prefix)]),
-            max_new_tokens=NEW_TOKENS, do_sample=False, num_beams=1,
+            max_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            num_beams=1,
             past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
         )
-    new = out[0, 1 + len(request.decoder_prefix):].tolist()
+    new = out[0, 1 + len(request.decoder_prefix) :].tolist()
     return [tok.id_to_token(i) for i in new]
 
 
@@ -56,8 +45,14 @@ def test_engine_matches_transformers_on_real_code(mode, engine, reference):
     mismatches = []
     for prefix, _rest, after in CASES:
         request = build_completion_request(
-            mode, prefix, after, engine.tokenizer, max_prefix_tokens=384,
-            max_suffix_tokens=64, max_new_tokens=NEW_TOKENS)
+            mode,
+            prefix,
+            after,
+            engine.tokenizer,
+            max_prefix_tokens=384,
+            max_suffix_tokens=64,
+            max_new_tokens=NEW_TOKENS,
+        )
         request = dataclasses.replace(request, end_tokens=())
         ours = engine.generate(request).tokens
         theirs = _strip_eos(_reference_tokens(reference, engine, request))

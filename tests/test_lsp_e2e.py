@@ -3,107 +3,63 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 from lsprotocol import types
-from pytest_lsp import ClientServerConfig, client_capabilities
 
-SOURCE = '''import os
+from tests.support.lsp import start_client, status_of, wait_for
+from tests.support.sources import EDITOR_SOURCE
 
-
-def read_config(path):
-    """Read a config file."""
-    with open(path) as handle:
-        return handle.read()
-
-
-def list_files(folder):
-    names = []
-    for name in os.listdir(folder):
-        names.append(os.path.join(folder, name))
-    return names
-
-
-def main():
-    files = list_files(os.getcwd())
-    for f in files:
-        print(
-'''
-
-
-async def _start(args: list[str], env_cache, **init_options):
-    config = ClientServerConfig(
-        server_command=[sys.executable, "-m", "codet5_lsp.server.cli", "serve", *args],
-        server_env=_env(env_cache),
-    )
-    client = await config.start()
-    statuses: list[dict] = []
-
-    @client.feature("codet5/status")
-    def on_status(params):  # noqa: ANN001 - raw JSON object
-        statuses.append(params if isinstance(params, dict) else params._asdict())
-
-    caps = client_capabilities("visual-studio-code")
-    result = await client.initialize_session(types.InitializeParams(
-        capabilities=caps, initialization_options=init_options or None))
-    return client, result, statuses
-
-
-def _env(cache):
-    import os
-
-    env = dict(os.environ)
-    env["XDG_CACHE_HOME"] = str(cache)
-    env["XDG_STATE_HOME"] = str(cache)
-    return env
-
-
-async def _wait_for(predicate, timeout=120.0):
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if predicate():
-            return True
-        await asyncio.sleep(0.1)
-    return False
-
-
-def _status_of(statuses):
-    return statuses[-1]["state"] if statuses else None
+pytestmark = pytest.mark.slow  # server processes
 
 
 async def test_inline_completion_over_stdio(labmodel_float32, tmp_path):
     """initialize, didOpen, inlineCompletion returns the labmodel's completion, shutdown."""
-    client, result, statuses = await _start(
+    client, result, statuses = await start_client(
         ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
-        tmp_path, debounceMs=0, requestTimeoutMs=120000)
+        tmp_path,
+        debounceMs=0,
+        requestTimeoutMs=120000,
+    )
     try:
         caps = result.capabilities
         assert caps.inline_completion_provider is not None
         uri = "file:///tmp/example.py"
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=SOURCE)))
-        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
-        last = SOURCE.splitlines()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=EDITOR_SOURCE
+                )
+            )
+        )
+        assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
+        last = EDITOR_SOURCE.splitlines()
         position = types.Position(line=len(last) - 1, character=len(last[-1]))
-        reply = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+        reply = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=position,
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
         items = reply.items if hasattr(reply, "items") else reply
         assert items, "no inline completion item"
         text = items[0].insert_text
         text = text if isinstance(text, str) else text.value
         assert text.strip()
         assert "\n" not in text  # mid-statement: one line
-        expected = await asyncio.to_thread(_in_process_completion, labmodel_float32, SOURCE,
-                                           position)
+        expected = await asyncio.to_thread(
+            _in_process_completion, labmodel_float32, EDITOR_SOURCE, position
+        )
         assert text == expected
         # the same suggestion as a textDocument/completion item
-        listing = await client.text_document_completion_async(types.CompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=position))
+        listing = await client.text_document_completion_async(
+            types.CompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri), position=position
+            )
+        )
         (item,) = listing.items
         assert item.text_edit.new_text.endswith(text)
     finally:
@@ -117,8 +73,9 @@ def _in_process_completion(files, text, position):
     from codet5_lsp.server.pipeline import CompletionPipeline
     from codet5_lsp.server.settings import Settings
 
-    settings = Settings(model=str(files.folder), device="cpu", compute_type="float32",
-                        request_timeout_ms=120000)
+    settings = Settings(
+        model=str(files.folder), device="cpu", compute_type="float32", request_timeout_ms=120000
+    )
     store = DocumentStore()
     doc = store.open("file:///tmp/example.py", text, "python", 1)
     models = ModelManager(settings)
@@ -143,22 +100,31 @@ async def test_bad_model_is_reported_and_server_keeps_serving(kind, tmp_path, la
     elif kind == "corrupt":
         shutil.copytree(labmodel_float32.folder, model)
         (model / "model.bin").write_bytes(b"\x00garbage" * 100)
-    client, result, statuses = await _start(["--model", str(model), "--device", "cpu"],
-                                            tmp_path)
+    client, result, statuses = await start_client(
+        ["--model", str(model), "--device", "cpu"], tmp_path
+    )
     try:
         assert result.capabilities.inline_completion_provider is not None
-        assert await _wait_for(lambda: _status_of(statuses) == "error", 60), statuses
+        assert await wait_for(lambda: status_of(statuses) == "error", 60), statuses
         assert str(model) in statuses[-1]["message"]
         assert any(str(model) in m.message for m in client.messages)
         uri = "file:///tmp/a.py"
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text="def f(x):\n    return ")))
-        reply = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri),
-            position=types.Position(line=1, character=11),
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text="def f(x):\n    return "
+                )
+            )
+        )
+        reply = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=1, character=11),
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Invoked
+                ),
+            )
+        )
         items = reply.items if hasattr(reply, "items") else reply
         assert list(items) == []
     finally:
@@ -169,7 +135,7 @@ def test_completion_item_repeats_the_word_being_typed():
     """For clients without inline completion: the item's edit starts at the word under the
     cursor, so the client's filtering keeps it."""
     from codet5_lsp.server.documents import DocumentStore
-    from codet5_lsp.server.lsp import completion_item
+    from codet5_lsp.server.handlers.completion import completion_item
     from codet5_lsp.server.pipeline import Suggestion
 
     doc = DocumentStore(encoding="utf-16").open("file:///t.py", "x = '😀'; ret", "python", 1)
@@ -186,38 +152,62 @@ async def test_a_long_reparse_does_not_hold_completions(labmodel_float32, tmp_pa
     """After an edit that sends tree-sitter's error recovery through a 12k-line file (seconds
     of parsing), a completion is answered from plain-text context while a request that needs
     the tree (code actions) is still waiting for the parse, which runs in slices."""
-    client, _, statuses = await _start(
+    client, _, statuses = await start_client(
         ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
-        tmp_path, debounceMs=0, requestTimeoutMs=120000, summariesEnabled=False)
+        tmp_path,
+        debounceMs=0,
+        requestTimeoutMs=120000,
+        summariesEnabled=False,
+    )
     try:
         uri = "file:///tmp/long.py"
-        text = "".join(f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n"
-                       for i in range(3000))
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=text)))
-        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        text = "".join(
+            f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n" for i in range(3000)
+        )
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         at = types.Position(line=3, character=0)
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=at, end=at), text="value = compute(\n")]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=at, end=at), text="value = compute(\n"
+                    )
+                ],
+            )
+        )
         finished: list[str] = []
 
         async def code_actions():
-            await client.text_document_code_action_async(types.CodeActionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                range=types.Range(start=types.Position(line=9, character=4),
-                                  end=types.Position(line=9, character=4)),
-                context=types.CodeActionContext(diagnostics=[])))
+            await client.text_document_code_action_async(
+                types.CodeActionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    range=types.Range(
+                        start=types.Position(line=9, character=4),
+                        end=types.Position(line=9, character=4),
+                    ),
+                    context=types.CodeActionContext(diagnostics=[]),
+                )
+            )
             finished.append("code actions")
 
         async def completion():
-            await client.text_document_inline_completion_async(types.InlineCompletionParams(
-                text_document=types.TextDocumentIdentifier(uri=uri),
-                position=types.Position(line=3, character=16),
-                context=types.InlineCompletionContext(
-                    trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+            await client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=types.Position(line=3, character=16),
+                    context=types.InlineCompletionContext(
+                        trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                    ),
+                )
+            )
             finished.append("completion")
 
         await asyncio.wait_for(asyncio.gather(code_actions(), completion()), 120)
@@ -230,28 +220,42 @@ async def test_healing_and_alternatives_over_stdio(labmodel_float32, tmp_path):
     """After Enter + auto-indent the item starts with code (token healing; off, the labmodel
     suggests a stray space); with `alternatives: 3` one request answers several distinct
     items, the first the same as the single answer."""
-    client, _result, statuses = await _start(
+    client, _result, statuses = await start_client(
         ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
-        tmp_path, debounceMs=0, requestTimeoutMs=120000)
+        tmp_path,
+        debounceMs=0,
+        requestTimeoutMs=120000,
+    )
 
     async def items_at(uri: str, text: str, position: types.Position) -> list[str]:
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=text)))
-        reply = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        reply = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=position,
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
         items = reply.items if hasattr(reply, "items") else reply
-        return [i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value
-                for i in items]
+        return [
+            i.insert_text if isinstance(i.insert_text, str) else i.insert_text.value for i in items
+        ]
 
     def configure(**values) -> None:
-        client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-            settings={"codet5": values}))
+        client.workspace_did_change_configuration(
+            types.DidChangeConfigurationParams(settings={"codet5": values})
+        )
 
     try:
-        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         after_enter = "def add(a, b):\n    \n"
         at_indent = types.Position(line=1, character=4)
         (healed, *_) = await items_at("file:///tmp/h1.py", after_enter, at_indent)
@@ -273,12 +277,15 @@ async def test_healing_and_alternatives_over_stdio(labmodel_float32, tmp_path):
         await client.shutdown_session()
 
 
-SPECULATION_SOURCE = '''def build(settings, ctx, tokenizer, meta):
+SPECULATION_SOURCE = (
+    """def build(settings, ctx, tokenizer, meta):
     request = build_completion_request(
         ctx.prefix, ctx.suffix, tokenizer,
         max_prefix_tokens=settings.max_context_tokens,
-        
-'''
+"""
+    + " " * 8
+    + "\n"
+)  # after Enter: the auto-indent, nothing typed
 
 
 async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32, tmp_path):
@@ -287,36 +294,56 @@ async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32
     the next inline completion are answered by the speculation (no model call:
     codet5.debugStats), and the latter equals what a request on a fresh document with the same
     text produces."""
-    client, _result, statuses = await _start(
+    client, _result, statuses = await start_client(
         ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
-        tmp_path, debounceMs=0, requestTimeoutMs=120000, summariesEnabled=False)
+        tmp_path,
+        debounceMs=0,
+        requestTimeoutMs=120000,
+        summariesEnabled=False,
+    )
 
     async def inline(uri: str, position: types.Position) -> list:
-        reply = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=position,
-            context=types.InlineCompletionContext(
-                trigger_kind=types.InlineCompletionTriggerKind.Automatic)))
+        reply = await client.text_document_inline_completion_async(
+            types.InlineCompletionParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=position,
+                context=types.InlineCompletionContext(
+                    trigger_kind=types.InlineCompletionTriggerKind.Automatic
+                ),
+            )
+        )
         return list(reply.items if hasattr(reply, "items") else reply)
 
     def insert(uri: str, version: int, at: types.Position, text: str) -> None:
-        client.text_document_did_change(types.DidChangeTextDocumentParams(
-            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
-            content_changes=[types.TextDocumentContentChangePartial(
-                range=types.Range(start=at, end=at), text=text)]))
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=at, end=at), text=text
+                    )
+                ],
+            )
+        )
 
     async def stats() -> dict:
-        return await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command="codet5.debugStats"))
+        return await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command="codet5.debugStats")
+        )
 
     def text_of(item) -> str:
         return item.insert_text if isinstance(item.insert_text, str) else item.insert_text.value
 
     try:
-        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+        assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         uri = "file:///tmp/spec.py"
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                 text=SPECULATION_SOURCE)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=SPECULATION_SOURCE
+                )
+            )
+        )
         lines = SPECULATION_SOURCE.split("\n")
         line = len(lines) - 2
         indent = lines[line]
@@ -330,8 +357,11 @@ async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32
                 break
             await asyncio.sleep(0.1)
         insert(uri, 2, shown_at, shown)  # accept: the editor inserts the item ...
-        await client.workspace_execute_command_async(types.ExecuteCommandParams(
-            command=item.command.command, arguments=item.command.arguments))  # ... and says so
+        await client.workspace_execute_command_async(
+            types.ExecuteCommandParams(
+                command=item.command.command, arguments=item.command.arguments
+            )
+        )  # ... and says so
         end_of_line = types.Position(line=line, character=len(indent) + len(shown))
         before = await stats()
         assert await inline(uri, end_of_line) == []  # the model ended that line
@@ -342,12 +372,23 @@ async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32
         assert after["modelCalls"] == before["modelCalls"]  # no model call for it
         assert after["speculationHits"] == before["speculationHits"] + 1
         served = text_of(items[0]) if items else None
-        text = (SPECULATION_SOURCE[:-1].rsplit("\n", 1)[0] + "\n" + indent + shown + "\n"
-                + indent + "\n")
+        text = (
+            SPECULATION_SOURCE[:-1].rsplit("\n", 1)[0]
+            + "\n"
+            + indent
+            + shown
+            + "\n"
+            + indent
+            + "\n"
+        )
         fresh_uri = "file:///tmp/fresh.py"  # the same text, opened fresh: a model call
-        client.text_document_did_open(types.DidOpenTextDocumentParams(
-            text_document=types.TextDocumentItem(uri=fresh_uri, language_id="python",
-                                                 version=1, text=text)))
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=fresh_uri, language_id="python", version=1, text=text
+                )
+            )
+        )
         (fresh, *_) = await inline(fresh_uri, after_enter)
         assert (await stats())["modelCalls"] == after["modelCalls"] + 1
         assert served is not None and served == text_of(fresh)

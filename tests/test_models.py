@@ -7,8 +7,14 @@ import shutil
 
 import pytest
 
-from codet5_lsp.inference.models import (METADATA_FILE, ModelError, cache_key,
-                                         check_converted_folder, is_hub_id, resolve_model)
+from codet5_lsp.inference.models import (
+    METADATA_FILE,
+    ModelError,
+    cache_key,
+    check_converted_folder,
+    is_hub_id,
+    resolve_model,
+)
 from codet5_lsp.inference.tokenizer import CodeTokenizer, TokenizerError
 
 
@@ -22,8 +28,7 @@ def test_converted_folder_is_complete_and_described(labmodel_float32):
     assert meta["eos_token"] == "</s>" and meta["sentinel_token"] == "<extra_id_0>"
 
 
-def test_second_resolution_reuses_the_conversion(labmodel_path, model_cache_dir,
-                                                 labmodel_float32):
+def test_second_resolution_reuses_the_conversion(labmodel_path, model_cache_dir, labmodel_float32):
     before = (labmodel_float32.folder / "model.bin").stat().st_mtime_ns
     again = resolve_model(str(labmodel_path), quantization="float32", cache_dir=model_cache_dir)
     assert again.folder == labmodel_float32.folder
@@ -44,18 +49,25 @@ def test_cache_key_changes_with_what_matters():
     assert base != cache_key("Salesforce/codet5p-770m", None, "int8")
 
 
-@pytest.mark.parametrize("spec, hub", [
-    ("Salesforce/codet5p-220m", True), ("org/model.v2", True), ("/abs/path", False),
-    ("a/b/c", False), ("plain", False),
-])
+@pytest.mark.parametrize(
+    "spec, hub",
+    [
+        ("Salesforce/codet5p-220m", True),
+        ("org/model.v2", True),
+        ("/abs/path", False),
+        ("a/b/c", False),
+        ("plain", False),
+    ],
+)
 def test_hub_id_detection(spec, hub):
     assert is_hub_id(spec) is hub
 
 
 def test_offline_hub_id_says_to_pass_a_local_path(tmp_path):
     with pytest.raises(ModelError, match="local checkpoint folder"):
-        resolve_model("Salesforce/codet5p-220m", quantization="int8", cache_dir=tmp_path,
-                      offline=True)
+        resolve_model(
+            "Salesforce/codet5p-220m", quantization="int8", cache_dir=tmp_path, offline=True
+        )
 
 
 def test_missing_path_is_named(tmp_path):
@@ -112,7 +124,8 @@ def test_serving_tokenizer_equals_transformers(labmodel_path, labmodel_float32):
         assert ours.ids(text) == expected
         assert ours.tokens(text) == reference.convert_ids_to_tokens(expected)
         assert ours.decode_tokens(ours.tokens(text)).replace("<extra_id_0>", "").replace(
-            "</s>", "").replace("<s>", "") == reference.decode(expected, skip_special_tokens=True)
+            "</s>", ""
+        ).replace("<s>", "") == reference.decode(expected, skip_special_tokens=True)
 
 
 def test_missing_tokenizer_file_is_named(tmp_path):

@@ -22,14 +22,17 @@ COMPLETIONS = [
     ("[0, 0, 0, 0, 0, 0]", "[0, 0, 0, 0, 0, 0]"),
     ("# " + "-" * 70, "# " + "-" * 70),
     ("0xffffffff", "0xffffffff"),
-    ("self.a = a\n    self.b = b\n    self.c = c\n", "self.a = a\n    self.b = b\n    self.c = c\n"),
-    ("foo_foo", "foo_foo"),                      # twice is fine
+    (
+        "self.a = a\n    self.b = b\n    self.c = c\n",
+        "self.a = a\n    self.b = b\n    self.c = c\n",
+    ),
+    ("foo_foo", "foo_foo"),  # twice is fine
     ("print(x)\nprint(x)\n", "print(x)\nprint(x)\n"),
     ("'  ' * 3", "'  ' * 3"),
     ("", ""),
     ("\n\n\n\n", "\n\n\n\n"),
     ("    \n    \n    \n", "    \n    \n    \n"),
-    ("aaaaaaaaaaaa", "aaaaaaaaaaaa"),               # one letter: not a word loop
+    ("aaaaaaaaaaaa", "aaaaaaaaaaaa"),  # one letter: not a word loop
 ]
 
 
@@ -46,19 +49,31 @@ def test_text_without_a_loop_is_returned_as_is():
 # (summary as generated, as shown); all but the last four from bench/results/summaries.md
 SUMMARIES = [
     ("Return the given a given a given given given", "Return the given"),
-    ("Set the given `x` to the `x` and `x` to `x` to `x` to `x` to",
-     "Set the given `x` to the `x` and `x`"),
-    ("Set the given `~matplotlib.pyplot.pyplot.pyplot.pyplot.pyplot.py",
-     "Set the given `~matplotlib.pyplot"),
-    ("Return the given `self` for the given `self` for the given `self` for the given `self`.",
-     "Return the given `self`"),
-    ("Return the given a string for the given given given given given given",
-     "Return the given a string for the given"),
-    ("Return the given a list of the given list of the given list of strings.",
-     "Return the given a list of the given"),
+    (
+        "Set the given `x` to the `x` and `x` to `x` to `x` to `x` to",
+        "Set the given `x` to the `x` and `x`",
+    ),
+    (
+        "Set the given `~matplotlib.pyplot.pyplot.pyplot.pyplot.pyplot.py",
+        "Set the given `~matplotlib.pyplot",
+    ),
+    (
+        "Return the given `self` for the given `self` for the given `self` for the given `self`.",
+        "Return the given `self`",
+    ),
+    (
+        "Return the given a string for the given given given given given given",
+        "Return the given a string for the given",
+    ),
+    (
+        "Return the given a list of the given list of the given list of strings.",
+        "Return the given a list of the given",
+    ),
     # no loop: unchanged
-    ("Return a list of strings for the given list of strings.",
-     "Return a list of strings for the given list of strings."),
+    (
+        "Return a list of strings for the given list of strings.",
+        "Return a list of strings for the given list of strings.",
+    ),
     ("Return the given `x` and `x` (see `x`).", "Return the given `x` and `x` (see `x`)."),
     ("Check that that name is free.", "Check that that name is free."),
     ("One by one, step by step.", "One by one, step by step."),

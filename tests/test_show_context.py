@@ -1,4 +1,5 @@
-"""codet5.showContext: what the model sees, over LSP, on the command line, and as a pure function."""
+"""codet5.showContext: what the model sees, over LSP, on the command line, and as a pure
+function."""
 
 from __future__ import annotations
 
@@ -15,10 +16,15 @@ from codet5_lsp.inference.prompts import build_completion_request
 from codet5_lsp.inference.tokenizer import CodeTokenizer
 from codet5_lsp.server.context import build_completion_context
 from codet5_lsp.server.documents import DocumentStore
-from codet5_lsp.server.show_context import (ShowContextError, format_parts, parse_arguments,
-                                            shown_parts)
+from codet5_lsp.server.show_context import (
+    ShowContextError,
+    format_parts,
+    parse_arguments,
+    shown_parts,
+)
+from tests.support.lsp import start_client, status_of, wait_for
 
-SHAPES = '''class Box:
+SHAPES = """class Box:
     def __init__(self, width, height):
         self.width = width
         self.height = height
@@ -28,9 +34,10 @@ SHAPES = '''class Box:
 
     def scaled(self, factor):
         return Box(self.width * factor, self.height * factor)
-'''
+"""
 
-MAIN = ('''import math
+MAIN = (
+    """import math
 
 from shapes import Box
 
@@ -53,10 +60,14 @@ def shrink(boxes, factor):
 
 def build(count):
     boxes = []
-''' + "".join(f"    step_{i} = math.floor({i} * 1.5)\n" for i in range(90)) + '''    for i in range(count):
+"""
+    + "".join(f"    step_{i} = math.floor({i} * 1.5)\n" for i in range(90))
+    + """\
+    for i in range(count):
         boxes.append(Box(i, i))
     first = boxes[0]
-    return first.''')
+    return first."""
+)
 MAIN_END = types.Position(line=MAIN.count("\n"), character=len("    return first."))
 TAIL = "\n\n\nprint(build(3))\n"  # after the cursor: the infill prompt shows it
 
@@ -78,8 +89,15 @@ def test_shown_parts_are_the_request_decoded_and_split_by_kind(tokenizer, mode):
     main, shapes = _documents()
     suffix_budget = 128 if mode == "infill" else 0
     ctx = build_completion_context(main, MAIN_END, tokenizer.count, 384, suffix_budget, [shapes])
-    request = build_completion_request(mode, ctx.prefix, ctx.suffix, tokenizer, max_prefix_tokens=384,
-                                       max_suffix_tokens=suffix_budget, max_new_tokens=8)
+    request = build_completion_request(
+        mode,
+        ctx.prefix,
+        ctx.suffix,
+        tokenizer,
+        max_prefix_tokens=384,
+        max_suffix_tokens=suffix_budget,
+        max_new_tokens=8,
+    )
     parts = shown_parts(ctx, request.encoder_tokens, request.decoder_prefix, tokenizer)
     kinds = [p["kind"] for p in parts]
     prefix_kinds = [k for k, t in ctx.prefix_parts if t]
@@ -102,9 +120,15 @@ def test_shown_parts_follow_a_request_that_kept_only_the_last_tokens(tokenizer):
     left, not what the context step produced."""
     main, shapes = _documents()
     ctx = build_completion_context(main, MAIN_END, tokenizer.count, 384, 0, [shapes])
-    request = build_completion_request("decoder", ctx.prefix, "", tokenizer,
-                                       max_prefix_tokens=40, max_suffix_tokens=0,
-                                       max_new_tokens=8)
+    request = build_completion_request(
+        "decoder",
+        ctx.prefix,
+        "",
+        tokenizer,
+        max_prefix_tokens=40,
+        max_suffix_tokens=0,
+        max_new_tokens=8,
+    )
     parts = shown_parts(ctx, request.encoder_tokens, request.decoder_prefix, tokenizer)
     assert [p["kind"] for p in parts] == ["cursor_window"]
     assert parts[0]["tokens"] == 40 and ctx.prefix.endswith(parts[0]["text"])
@@ -116,19 +140,25 @@ def test_a_healed_tail_is_shown_last(tokenizer):
     ctx = build_completion_context(main, MAIN_END, tokenizer.count, 384, 0, [shapes])
     tokens = tokenizer.tokens(ctx.prefix)
     parts = shown_parts(ctx, ["<s>", "</s>"], tokens[:-1], tokenizer, tuple(tokens[-1:]))
-    assert parts[-1] == {"kind": "healed", "tokens": 1,
-                         "text": tokenizer.decode_tokens(tokens[-1:])}
+    assert parts[-1] == {
+        "kind": "healed",
+        "tokens": 1,
+        "text": tokenizer.decode_tokens(tokens[-1:]),
+    }
     assert "".join(p["text"] for p in parts) == ctx.prefix
 
 
-@pytest.mark.parametrize("args,problem", [
-    ([], "expects"),
-    ([{"uri": 3, "position": {"line": 0, "character": 0}}], "expects"),
-    ([{"uri": "file:///a.py"}], "position must be"),
-    ([{"uri": "file:///a.py", "position": {"line": -1, "character": 0}}], "non-negative"),
-    ([{"uri": "file:///a.py", "position": {"line": 0, "character": "2"}}], "non-negative"),
-    ([{"uri": "file:///a.py", "position": {"line": True, "character": 0}}], "non-negative"),
-])
+@pytest.mark.parametrize(
+    "args,problem",
+    [
+        ([], "expects"),
+        ([{"uri": 3, "position": {"line": 0, "character": 0}}], "expects"),
+        ([{"uri": "file:///a.py"}], "position must be"),
+        ([{"uri": "file:///a.py", "position": {"line": -1, "character": 0}}], "non-negative"),
+        ([{"uri": "file:///a.py", "position": {"line": 0, "character": "2"}}], "non-negative"),
+        ([{"uri": "file:///a.py", "position": {"line": True, "character": 0}}], "non-negative"),
+    ],
+)
 def test_bad_show_context_arguments_are_named(args, problem):
     with pytest.raises(ShowContextError, match=problem):
         parse_arguments(args)
@@ -154,8 +184,12 @@ async def test_completions_get_the_other_open_documents(labmodel_int8, monkeypat
         return real(doc, position, count, prefix_tokens, suffix_tokens, open_documents)
 
     monkeypatch.setattr(pipeline_module, "build_completion_context", spy)
-    settings = Settings(model=str(labmodel_int8.folder), device="cpu", compute_type="int8",
-                        request_timeout_ms=120000)
+    settings = Settings(
+        model=str(labmodel_int8.folder),
+        device="cpu",
+        compute_type="int8",
+        request_timeout_ms=120000,
+    )
     models = ModelManager(settings)
     models.wait_ready()
     try:
@@ -168,24 +202,32 @@ async def test_completions_get_the_other_open_documents(labmodel_int8, monkeypat
 
 
 # ---- over LSP and on the command line ---------------------------------------------------------
+@pytest.mark.slow
 async def test_show_context_over_lsp(labmodel_float32, tmp_path, tokenizer):
-    from tests.test_lsp_e2e import _start, _status_of, _wait_for
-
-    client, result, statuses = await _start(  # infill: the prompt shows the suffix too
-        ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type",
-         "float32"], tmp_path, debounceMs=0, requestTimeoutMs=120000, completionMode="infill",
-        maxContextTokens=384)  # the budget MAIN and SHAPES are sized for (CPU default: 256)
+    client, result, statuses = await start_client(  # infill: the prompt shows the suffix too
+        ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type", "float32"],
+        tmp_path,
+        debounceMs=0,
+        requestTimeoutMs=120000,
+        completionMode="infill",
+        maxContextTokens=384,
+    )  # the budget MAIN and SHAPES are sized for (CPU default: 256)
     try:
         assert "codet5.showContext" in result.capabilities.execute_command_provider.commands
         for uri, text in (("file:///w/main.py", MAIN + TAIL), ("file:///w/shapes.py", SHAPES)):
-            client.text_document_did_open(types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(uri=uri, language_id="python", version=1,
-                                                     text=text)))
-        assert await _wait_for(lambda: _status_of(statuses) == "ready"), statuses
+            client.text_document_did_open(
+                types.DidOpenTextDocumentParams(
+                    text_document=types.TextDocumentItem(
+                        uri=uri, language_id="python", version=1, text=text
+                    )
+                )
+            )
+        assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
 
         async def show(arguments):
-            return await client.workspace_execute_command_async(types.ExecuteCommandParams(
-                command="codet5.showContext", arguments=arguments))
+            return await client.workspace_execute_command_async(
+                types.ExecuteCommandParams(command="codet5.showContext", arguments=arguments)
+            )
 
         here = {"line": MAIN_END.line, "character": MAIN_END.character}
         reply = await show([{"uri": "file:///w/main.py", "position": here}])
@@ -202,10 +244,9 @@ async def test_show_context_over_lsp(labmodel_float32, tmp_path, tokenizer):
         assert sum(p["tokens"] for p in parts[:-1]) <= 384
 
         for arguments, message in (
-                ([{"uri": "file:///w/nope.py", "position": here}], "not open"),
-                ([{"uri": "file:///w/main.py"}], "position must be"),
-                ([{"uri": "file:///w/main.py", "position": {"line": 999, "character": 0}}],
-                 "outside"),
+            ([{"uri": "file:///w/nope.py", "position": here}], "not open"),
+            ([{"uri": "file:///w/main.py"}], "position must be"),
+            ([{"uri": "file:///w/main.py", "position": {"line": 999, "character": 0}}], "outside"),
         ):
             with pytest.raises(JsonRpcException, match=message) as caught:
                 await show(arguments)
@@ -221,33 +262,62 @@ def _in_process_parts(files) -> list[dict]:
     from codet5_lsp.server.pipeline import prompt_for
     from codet5_lsp.server.settings import Settings
 
-    settings = Settings(model=str(files.folder), device="cpu", compute_type="float32",
-                        completion_mode="infill", max_context_tokens=384)
+    settings = Settings(
+        model=str(files.folder),
+        device="cpu",
+        compute_type="float32",
+        completion_mode="infill",
+        max_context_tokens=384,
+    )
     models = ModelManager(settings)
     models.wait_ready()
     try:
         engine = models.completion_engine()
         main, shapes = _documents()
         ctx, _, request = prompt_for(main, MAIN_END, engine, settings, [shapes])
-        return shown_parts(ctx, request.encoder_tokens, request.decoder_prefix,
-                           engine.tokenizer, request.heal_tokens)
+        return shown_parts(
+            ctx,
+            request.encoder_tokens,
+            request.decoder_prefix,
+            engine.tokenizer,
+            request.heal_tokens,
+        )
     finally:
         models.close()
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "codet5_lsp.server.cli", *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "codet5_lsp.server.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
+@pytest.mark.slow
 def test_context_command_prints_the_parts(labmodel_float32, tmp_path, tokenizer):
     (tmp_path / "main.py").write_text(MAIN)
     (tmp_path / "shapes.py").write_text(SHAPES)
-    model = ["--model", str(labmodel_float32.folder), "--device", "cpu", "--compute-type",
-             "float32"]
+    model = [
+        "--model",
+        str(labmodel_float32.folder),
+        "--device",
+        "cpu",
+        "--compute-type",
+        "float32",
+    ]
     location = f"{tmp_path / 'main.py'}:{MAIN_END.line + 1}:{MAIN_END.character + 1}"
-    done = _cli("context", location, "--open", str(tmp_path / "shapes.py"), "--json",
-                "--mode", "infill", *model)
+    done = _cli(
+        "context",
+        location,
+        "--open",
+        str(tmp_path / "shapes.py"),
+        "--json",
+        "--mode",
+        "infill",
+        *model,
+    )
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
     parts = reply["parts"]

@@ -16,7 +16,11 @@ import random
 import re
 import time
 
-from .test_faults import REQUEST_CANCELLED, inline_params, model_args, start_server
+import pytest
+
+from tests.support.lsp import REQUEST_CANCELLED, inline_params, model_args, start_server
+
+pytestmark = pytest.mark.slow  # a server process, 10,000 edits
 
 OPERATIONS = int(os.environ.get("CODET5_SOAK_OPERATIONS", 10_000))
 DOCUMENTS = 4
@@ -24,8 +28,32 @@ MAX_IN_FLIGHT = 24
 RSS_GROWTH_LIMIT_KB = 40 * 1024
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
-PIECES = ["a", "b", "x", "_", " ", "(", ")", ":", ".", "=", "0", "1", "\n", "\r\n", "    ",
-          "def ", "return ", "😀", "漢字", "é", "\t", "# ", "𝔘", "ß"]
+PIECES = [
+    "a",
+    "b",
+    "x",
+    "_",
+    " ",
+    "(",
+    ")",
+    ":",
+    ".",
+    "=",
+    "0",
+    "1",
+    "\n",
+    "\r\n",
+    "    ",
+    "def ",
+    "return ",
+    "😀",
+    "漢字",
+    "é",
+    "\t",
+    "# ",
+    "𝔘",
+    "ß",
+]
 
 SEED_TEXTS = [
     "import os\r\n\r\ndef greet(name):\r\n    return f'héllo {name} 😀'\r\n",
@@ -42,7 +70,7 @@ def line_starts(text: str) -> list[int]:
 def position_of(text: str, starts: list[int], offset: int) -> dict:
     """LSP position (UTF-16 columns) of a str offset that is not inside a CRLF."""
     line = max(i for i, s in enumerate(starts) if s <= offset) if offset else 0
-    column = len(text[starts[line]:offset].encode("utf-16-le")) // 2
+    column = len(text[starts[line] : offset].encode("utf-16-le")) // 2
     return {"line": line, "character": column}
 
 
@@ -64,8 +92,10 @@ def random_edit(rng: random.Random, text: str) -> tuple[dict, str]:
             end += 1
     new = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 3)))
     starts = line_starts(text)
-    change = {"range": {"start": position_of(text, starts, start),
-                        "end": position_of(text, starts, end)}, "text": new}
+    change = {
+        "range": {"start": position_of(text, starts, start), "end": position_of(text, starts, end)},
+        "text": new,
+    }
     return change, text[:start] + new + text[end:]
 
 
@@ -81,10 +111,17 @@ def test_soak_edits_and_cancellations(labmodel_int8, tmp_path):
     started = time.monotonic()
     pause_s: list[float] = []
     try:
-        pipe.initialize(debounceMs=40, debounceMaxMs=120, requestTimeoutMs=120000,
-                        maxNewTokens=8, maxMultilineTokens=8, maxContextTokens=128,
-                        maxSuffixTokens=32,
-                        summariesEnabled=False, intraThreads=1)
+        pipe.initialize(
+            debounceMs=40,
+            debounceMaxMs=120,
+            requestTimeoutMs=120000,
+            maxNewTokens=8,
+            maxMultilineTokens=8,
+            maxContextTokens=128,
+            maxSuffixTokens=32,
+            summariesEnabled=False,
+            intraThreads=1,
+        )
         pipe.wait_ready()
         for uri in uris:
             pipe.open(uri, texts[uri])
@@ -100,15 +137,21 @@ def test_soak_edits_and_cancellations(labmodel_int8, tmp_path):
                     change, texts[uri] = random_edit(rng, texts[uri])
                     changes.append(change)
                 versions[uri] += 1
-                pipe.notify("textDocument/didChange", {
-                    "textDocument": {"uri": uri, "version": versions[uri]},
-                    "contentChanges": changes})
+                pipe.notify(
+                    "textDocument/didChange",
+                    {
+                        "textDocument": {"uri": uri, "version": versions[uri]},
+                        "contentChanges": changes,
+                    },
+                )
                 counts["edits"] += 1
             else:
                 text = texts[uri]
                 position = position_of(text, line_starts(text), valid_offset(rng, text))
-                msg_id = pipe.request("textDocument/inlineCompletion",
-                                      inline_params(uri, position["line"], position["character"]))
+                msg_id = pipe.request(
+                    "textDocument/inlineCompletion",
+                    inline_params(uri, position["line"], position["character"]),
+                )
                 pending.append(msg_id)
                 counts["requests"] += 1
                 if rng.random() < 0.3:  # cancel one of the outstanding requests
@@ -144,10 +187,12 @@ def test_soak_edits_and_cancellations(labmodel_int8, tmp_path):
         rss_end = pipe.rss_kb()
         assert not pipe.shown(), pipe.shown()  # no errors were reported
         elapsed = time.monotonic() - started
-        print(f"\nsoak: {counts} outcomes {outcomes} server {stats} in {elapsed:.1f} s; "
-              f"VmRSS {rss_start / 1024:.1f} -> {rss_end / 1024:.1f} MiB "
-              f"(+{(rss_end - rss_start) / 1024:.1f} MiB); pauses took {sum(pause_s):.1f} s "
-              f"(max {max(pause_s, default=0):.2f} s)")
+        print(
+            f"\nsoak: {counts} outcomes {outcomes} server {stats} in {elapsed:.1f} s; "
+            f"VmRSS {rss_start / 1024:.1f} -> {rss_end / 1024:.1f} MiB "
+            f"(+{(rss_end - rss_start) / 1024:.1f} MiB); pauses took {sum(pause_s):.1f} s "
+            f"(max {max(pause_s, default=0):.2f} s)"
+        )
         assert counts["edits"] + counts["requests"] >= OPERATIONS
         assert stats["modelCalls"] < counts["requests"] / 2, stats  # debounce superseded most
         assert stats["modelCalls"] >= counts["pauses"] / 4, stats  # and the model did run

@@ -13,11 +13,8 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 
 import pytest
-from codet5_lsp.inference.generation import (
-    BACKGROUND_PRIORITY,
-    GenerationRequest,
-    GenerationResult,
-)
+
+from codet5_lsp.inference.generation import GenerationRequest, GenerationResult, Priority
 from codet5_lsp.server.documents import DocumentStore
 from codet5_lsp.server.languages import new_parser
 from codet5_lsp.server.settings import Settings, SettingsError
@@ -31,6 +28,7 @@ from codet5_lsp.server.speculation import (
 )
 from codet5_lsp.server.typethrough import TypeThroughCache
 
+BACKGROUND_PRIORITY = Priority.BACKGROUND
 URI = "file:///t.py"
 # The cursor is at the end of line 1 ("    x = "), where "compute()" was suggested.
 TEXT = "def f():\n    x = \n\nprint(f())\n"
@@ -96,6 +94,7 @@ async def _settle():
 
 # -- the hypothetical document ------------------------------------------------------------------
 
+
 def test_fork_with_insert_is_the_edited_document_and_leaves_the_original():
     store, doc = _open()
     assert doc.tree is not None
@@ -113,54 +112,65 @@ def test_fork_with_insert_is_the_edited_document_and_leaves_the_original():
 # -- the compatibility rule ---------------------------------------------------------------------
 
 H = TEXT[:CURSOR] + SHOWN + "\n"  # the hypothetical text before the hypothetical cursor
-STEP = Step(len(H), hypothetical_window(TEXT, CURSOR, SHOWN), TEXT[CURSOR:CURSOR + 1000],
-            doc=None)  # type: ignore[arg-type]
+STEP = Step(
+    len(H), hypothetical_window(TEXT, CURSOR, SHOWN), TEXT[CURSOR : CURSOR + 1000], doc=None
+)  # type: ignore[arg-type]
 REST = TEXT[CURSOR:]
 
 
-@pytest.mark.parametrize(("text", "offset", "expected"), [
-    pytest.param(TEXT, CURSOR, "before", id="shown-not-accepted"),
-    pytest.param(TEXT[:CURSOR] + "comp" + REST, CURSOR + 4, "before", id="typing-along"),
-    pytest.param(TEXT[:CURSOR] + SHOWN + REST, CURSOR + len(SHOWN), "before", id="accepted"),
-    pytest.param(H + REST, len(H), "after", id="accepted-enter"),
-    pytest.param(H + "    " + REST, len(H) + 4, "after", id="accepted-enter-indent"),
-    pytest.param(H + "    ret" + REST, len(H) + 7, "after", id="typing-the-next-line"),
-    pytest.param(TEXT[:CURSOR] + "y" + REST, CURSOR + 1, None, id="typed-something-else"),
-    pytest.param(TEXT[:CURSOR] + "compute(1)" + REST, CURSOR + 10, None, id="other-line"),
-    pytest.param(H + "    " + "z" + REST, len(H) + 4, None, id="text-after-cursor-changed"),
-    pytest.param("#\n" + H + REST, len(H) + 2, None, id="edit-above"),
-    pytest.param(TEXT, 3, None, id="cursor-elsewhere"),
-])
+@pytest.mark.parametrize(
+    ("text", "offset", "expected"),
+    [
+        pytest.param(TEXT, CURSOR, "before", id="shown-not-accepted"),
+        pytest.param(TEXT[:CURSOR] + "comp" + REST, CURSOR + 4, "before", id="typing-along"),
+        pytest.param(TEXT[:CURSOR] + SHOWN + REST, CURSOR + len(SHOWN), "before", id="accepted"),
+        pytest.param(H + REST, len(H), "after", id="accepted-enter"),
+        pytest.param(H + "    " + REST, len(H) + 4, "after", id="accepted-enter-indent"),
+        pytest.param(H + "    ret" + REST, len(H) + 7, "after", id="typing-the-next-line"),
+        pytest.param(TEXT[:CURSOR] + "y" + REST, CURSOR + 1, None, id="typed-something-else"),
+        pytest.param(TEXT[:CURSOR] + "compute(1)" + REST, CURSOR + 10, None, id="other-line"),
+        pytest.param(H + "    " + "z" + REST, len(H) + 4, None, id="text-after-cursor-changed"),
+        pytest.param("#\n" + H + REST, len(H) + 2, None, id="edit-above"),
+        pytest.param(TEXT, 3, None, id="cursor-elsewhere"),
+    ],
+)
 def test_relation_table(text, offset, expected):
     assert relation(text, offset, STEP) == expected
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("    x = compute()", "    "),
-    ("    if x:", "        "),
-    ("print(", "    "),
-    ("def f(a,", ""),
-    ("\tfor x in y:  ", "\t    "),
-    ("return", ""),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("    x = compute()", "    "),
+        ("    if x:", "        "),
+        ("print(", "    "),
+        ("def f(a,", ""),
+        ("\tfor x in y:  ", "\t    "),
+        ("return", ""),
+    ],
+)
 def test_auto_indent(line, expected):
     assert auto_indent(line) == expected
 
 
-@pytest.mark.parametrize(("raw", "final", "reason", "expected"), [
-    ("compute()\n", "compute()", "stop_rule", True),
-    ("compute()  \n    y", "compute()", "stop_rule", True),
-    ("compute() compute() compute()\n", "compute()", "stop_rule", False),  # filter cut it
-    ("    compute()\n", "compute()", "stop_rule", True),  # indentation capped
-    ("compute(", "compute(", "length", False),
-    ("compute()", "compute()", "eos", False),
-    ("\n", "", "stop_rule", False),
-])
+@pytest.mark.parametrize(
+    ("raw", "final", "reason", "expected"),
+    [
+        ("compute()\n", "compute()", "stop_rule", True),
+        ("compute()  \n    y", "compute()", "stop_rule", True),
+        ("compute() compute() compute()\n", "compute()", "stop_rule", False),  # filter cut it
+        ("    compute()\n", "compute()", "stop_rule", True),  # indentation capped
+        ("compute(", "compute(", "length", False),
+        ("compute()", "compute()", "eos", False),
+        ("\n", "", "stop_rule", False),
+    ],
+)
 def test_ends_line_only_for_the_models_own_line(raw, final, reason, expected):
     assert ends_line(raw, final, reason) is expected
 
 
 # -- chains ---------------------------------------------------------------------------------------
+
 
 async def test_speculates_the_next_line_and_the_cache_serves_it_after_enter():
     h = Harness()
@@ -169,7 +179,7 @@ async def test_speculates_the_next_line_and_the_cache_serves_it_after_enter():
     await _settle()
     # the hypothetical document: accepted, Enter, the editor's auto-indent
     assert h.prompts == [(H + "    " + REST, len(H) + 4)]
-    (request, _cancel, _future), = h.engine.jobs
+    ((request, _cancel, _future),) = h.engine.jobs
     assert request.priority >= BACKGROUND_PRIORITY
     h.engine.answer(0, "return x\n")
     await _settle()
@@ -177,7 +187,7 @@ async def test_speculates_the_next_line_and_the_cache_serves_it_after_enter():
     _insert(store, doc, CURSOR, SHOWN)
     _insert(store, doc, CURSOR + len(SHOWN), "\n")
     # an editor that does not indent: the indentation to type, then the answer
-    assert h.cache.lookup(URI, doc.text[:len(H)], doc.text[len(H):]) == "    return x"
+    assert h.cache.lookup(URI, doc.text[: len(H)], doc.text[len(H) :]) == "    return x"
     _insert(store, doc, len(H), "    ")
     offset = len(H) + 4
     assert h.cache.lookup(URI, doc.text[:offset], doc.text[offset:]) == "return x"
@@ -287,14 +297,13 @@ async def test_a_request_after_enter_waits_for_the_running_speculation():
     h.speculator.after_shown(doc, CURSOR, SHOWN, "s1")
     await _settle()
     _insert(store, doc, CURSOR, SHOWN + "\n    ")
-    waiting = asyncio.ensure_future(h.speculator.wait_for(doc, len(H) + 4, threading.Event(),
-                                                          30))
+    waiting = asyncio.ensure_future(h.speculator.wait_for(doc, len(H) + 4, threading.Event(), 30))
     await _settle()
     assert not waiting.done()
     assert h.engine.jobs[-1][0].priority < BACKGROUND_PRIORITY  # promoted while waited for
     h.engine.answer(len(h.engine.jobs) - 1, "return x\n")
     assert await asyncio.wait_for(waiting, 5)
-    assert h.cache.lookup(URI, doc.text[:len(H) + 4], doc.text[len(H) + 4:]) == "return x"
+    assert h.cache.lookup(URI, doc.text[: len(H) + 4], doc.text[len(H) + 4 :]) == "return x"
     counters = h.speculator.counters()
     assert counters["speculationWaits"] == 1 and counters["speculativeModelCalls"] == 1
 

@@ -32,8 +32,13 @@ def test_events_are_json_lines_with_the_documented_fields(tmp_path):
     assert shown["kind"] == "shown" and shown["id"] == "s1" and shown["latency_ms"] == 123.5
     assert shown["language"] == "python" and isinstance(shown["ts"], float)
     # the acceptance carries the shown event's latency and language
-    assert accepted == {**accepted, "kind": "accepted", "id": "s1", "latency_ms": 123.5,
-                        "language": "python"}
+    assert accepted == {
+        **accepted,
+        "kind": "accepted",
+        "id": "s1",
+        "latency_ms": 123.5,
+        "language": "python",
+    }
 
 
 def test_summary_rate_and_percentiles(tmp_path):
@@ -50,8 +55,10 @@ def test_summary_rate_and_percentiles(tmp_path):
     assert summary["acceptance_rate"] == pytest.approx(0.2)
     assert summary["latency_p50_ms"] == pytest.approx(105.0)
     assert summary["latency_p95_ms"] == pytest.approx(190.5)
-    assert summary["by_language"] == {"go": {"shown": 10, "accepted": 2},
-                                      "python": {"shown": 10, "accepted": 2}}
+    assert summary["by_language"] == {
+        "go": {"shown": 10, "accepted": 2},
+        "python": {"shown": 10, "accepted": 2},
+    }
     assert summary["skipped_lines"] == 0
 
 
@@ -64,13 +71,23 @@ def test_missing_log_is_empty(tmp_path):
 
 def test_corrupt_lines_are_skipped(tmp_path):
     path = tmp_path / "stats.jsonl"
-    good = [{"kind": "shown", "id": "a", "latency_ms": 50, "ts": 1.0, "language": "c"},
-            {"kind": "shown", "id": "b", "latency_ms": 150, "ts": 2.0, "language": "c"},
-            {"kind": "accepted", "id": "a", "latency_ms": 50, "ts": 3.0, "language": "c"}]
-    raw = [json.dumps(good[0]), '{"kind": "shown", "id": "tr', "not json", "[1, 2]",
-           json.dumps({"kind": "other", "id": "x"}), json.dumps({"kind": "shown"}), "",
-           json.dumps(good[1]), json.dumps({"kind": "shown", "id": "c", "latency_ms": "slow"}),
-           json.dumps(good[2])]
+    good = [
+        {"kind": "shown", "id": "a", "latency_ms": 50, "ts": 1.0, "language": "c"},
+        {"kind": "shown", "id": "b", "latency_ms": 150, "ts": 2.0, "language": "c"},
+        {"kind": "accepted", "id": "a", "latency_ms": 50, "ts": 3.0, "language": "c"},
+    ]
+    raw = [
+        json.dumps(good[0]),
+        '{"kind": "shown", "id": "tr',
+        "not json",
+        "[1, 2]",
+        json.dumps({"kind": "other", "id": "x"}),
+        json.dumps({"kind": "shown"}),
+        "",
+        json.dumps(good[1]),
+        json.dumps({"kind": "shown", "id": "c", "latency_ms": "slow"}),
+        json.dumps(good[2]),
+    ]
     path.write_bytes(("\n".join(raw) + "\n").encode() + b"\xff\xfe garbage\n")
     summary = summarize(path)
     assert summary["skipped_lines"] == 6
@@ -93,13 +110,16 @@ def test_format_summary_text(tmp_path):
     assert "python: 1/2 accepted" in text
 
 
-@pytest.mark.parametrize(("values", "q", "expected"), [
-    ([], 50, None),
-    ([7.0], 95, 7.0),
-    ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
-    ([3.0, 1.0, 2.0], 100, 3.0),
-    ([1.0, 2.0], 0, 1.0),
-])
+@pytest.mark.parametrize(
+    ("values", "q", "expected"),
+    [
+        ([], 50, None),
+        ([7.0], 95, 7.0),
+        ([1.0, 2.0, 3.0, 4.0], 50, 2.5),
+        ([3.0, 1.0, 2.0], 100, 3.0),
+        ([1.0, 2.0], 0, 1.0),
+    ],
+)
 def test_percentile(values, q, expected):
     assert percentile(values, q) == expected
 

@@ -9,108 +9,101 @@ step-by-step prefix, and that without the rewrite it does not.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import ctranslate2
 import pytest
 import torch
-from tokenizers import Tokenizer, models
-from transformers import (AutoTokenizer, PreTrainedTokenizerFast, T5Config,
-                          T5ForConditionalGeneration)
+from transformers import (
+    AutoTokenizer,
+    T5ForConditionalGeneration,
+)
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from codet5_lsp.inference.conversion import convert_t5_checkpoint
+from codet5_lsp.inference.conversion import convert_to_ctranslate2
 from codet5_lsp.inference.t5_prefix_fix import relative_position_keys_table, t5_decoder_buckets
+from tests.support.checkpoints import (
+    SPECIALS,
+    TINY_MAX_DISTANCE,
+    TINY_VOCAB,
+    build_tiny_t5,
+    tiny_tokens,
+)
+from tests.support.paths import LABMODEL, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-LABMODEL = Path(__file__).resolve().parents[2] / "shared/models/labmodel"
 ENCODER_MARKER = ["<s>", "</s>"]  # the decoder-only task's encoder input
-SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
-TINY_VOCAB = 200
-TINY_MAX_DISTANCE = 20
 
 
 # --- helpers -------------------------------------------------------------------------------
 
-def hf_greedy(model: T5ForConditionalGeneration, prefix_ids: list[int], new_tokens: int) -> list[int]:
+
+def hf_greedy(
+    model: T5ForConditionalGeneration, prefix_ids: list[int], new_tokens: int
+) -> list[int]:
     """Transformers greedy continuation of ``<pad> + prefix`` with encoder input ``<s></s>``."""
     with torch.no_grad():
         out = model.generate(
             input_ids=torch.tensor([[1, 2]]),
             decoder_input_ids=torch.tensor([[0, *prefix_ids]]),
-            max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, num_beams=1,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            num_beams=1,
             # transformers 5 needs an explicit cache when encoder and decoder depths differ.
-            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()))
-    return out[0, 1 + len(prefix_ids):].tolist()
+            past_key_values=EncoderDecoderCache(DynamicCache(), DynamicCache()),
+        )
+    return out[0, 1 + len(prefix_ids) :].tolist()
 
 
-def ct2_greedy(translator: ctranslate2.Translator, prefix: list[str], new_tokens: int, *,
-               one_pass: bool) -> list[str]:
+def ct2_greedy(
+    translator: ctranslate2.Translator, prefix: list[str], new_tokens: int, *, one_pass: bool
+) -> list[str]:
     """CTranslate2 greedy continuation; ``one_pass`` feeds the whole prefix in one decoder pass."""
     extra = dict(return_alternatives=True, num_hypotheses=1) if one_pass else {}
     total = len(prefix) + new_tokens
-    result = translator.translate_batch([ENCODER_MARKER], target_prefix=[prefix], beam_size=1,
-                                        max_decoding_length=total, min_decoding_length=total,
-                                        **extra)
-    return result[0].hypotheses[0][len(prefix):]
+    result = translator.translate_batch(
+        [ENCODER_MARKER],
+        target_prefix=[prefix],
+        beam_size=1,
+        max_decoding_length=total,
+        min_decoding_length=total,
+        **extra,
+    )
+    return result[0].hypotheses[0][len(prefix) :]
 
 
-def ct2_greedy_steps_batch(translator: ctranslate2.Translator, prefixes: list[list[str]],
-                           new_tokens: int) -> list[list[str]]:
+def ct2_greedy_steps_batch(
+    translator: ctranslate2.Translator, prefixes: list[list[str]], new_tokens: int
+) -> list[list[str]]:
     """The step-by-step path for many prefixes at once (each step is one token for every
     sequence, so batching changes no positions); EOS is disabled as in ``ct2_greedy``."""
     total = max(map(len, prefixes)) + new_tokens
-    results = translator.translate_batch([ENCODER_MARKER] * len(prefixes), target_prefix=prefixes,
-                                         beam_size=1, max_decoding_length=total,
-                                         min_decoding_length=total)
-    return [r.hypotheses[0][len(p):len(p) + new_tokens] for r, p in zip(results, prefixes)]
-
-
-def build_tiny_t5(folder: Path) -> T5ForConditionalGeneration:
-    """A random T5 with different encoder/decoder depths and strong position biases, plus a
-    word-level tokenizer (``t4`` … ``t199``) so the stock converter can read it."""
-    torch.manual_seed(0)
-    config = T5Config(
-        vocab_size=TINY_VOCAB, d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=3,
-        num_heads=4, relative_attention_num_buckets=8,
-        relative_attention_max_distance=TINY_MAX_DISTANCE, feed_forward_proj="relu",
-        tie_word_embeddings=True, decoder_start_token_id=0, pad_token_id=0, bos_token_id=1,
-        eos_token_id=2, dropout_rate=0.0, initializer_factor=4.0)
-    model = T5ForConditionalGeneration(config).eval()
-    with torch.no_grad():  # sharp, position-dependent attention makes an offset error visible
-        for name, param in model.named_parameters():
-            if "relative_attention_bias" in name:
-                param.normal_(0.0, 10.0)
-    model.save_pretrained(folder)
-    vocab = {tok: i for i, tok in enumerate(SPECIALS)}
-    vocab.update({f"t{i}": i for i in range(len(SPECIALS), TINY_VOCAB)})
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
-        pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    tokenizer.save_pretrained(folder)
-    return model
-
-
-def tiny_tokens(ids: list[int]) -> list[str]:
-    return [SPECIALS[i] if i < len(SPECIALS) else f"t{i}" for i in ids]
+    results = translator.translate_batch(
+        [ENCODER_MARKER] * len(prefixes),
+        target_prefix=prefixes,
+        beam_size=1,
+        max_decoding_length=total,
+        min_decoding_length=total,
+    )
+    return [r.hypotheses[0][len(p) : len(p) + new_tokens] for r, p in zip(results, prefixes)]
 
 
 # --- fixtures ------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_t5")
     model = build_tiny_t5(root / "hf")
-    convert_t5_checkpoint(root / "hf", root / "fixed", "float32")
-    convert_t5_checkpoint(root / "hf", root / "plain", "float32", parallel_prefix=False)
+    convert_to_ctranslate2(root / "hf", root / "fixed", "float32")
+    convert_to_ctranslate2(root / "hf", root / "plain", "float32", parallel_prefix=False)
     return root, model
 
 
 @pytest.fixture(scope="module")
 def labmodel(tmp_path_factory):
     out = tmp_path_factory.mktemp("labmodel") / "ct2"
-    convert_t5_checkpoint(LABMODEL, out, "float32")
+    convert_to_ctranslate2(LABMODEL, out, "float32")
     translator = ctranslate2.Translator(str(out), device="cpu", intra_threads=2)
     model = T5ForConditionalGeneration.from_pretrained(LABMODEL, dtype=torch.float32).eval()
     tokenizer = AutoTokenizer.from_pretrained(LABMODEL)
@@ -119,13 +112,15 @@ def labmodel(tmp_path_factory):
 
 # --- the bucket table ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("num_buckets,max_distance", [(32, 128), (8, TINY_MAX_DISTANCE)])
 def test_buckets_match_transformers_and_saturate_at_max_distance(num_buckets, max_distance):
     distances = torch.arange(0, 40 * max_distance)
     ours = t5_decoder_buckets(distances, num_buckets, max_distance)
     # transformers takes memory_position - query_position = -(distance)
     theirs = T5Attention._relative_position_bucket(
-        -distances, bidirectional=False, num_buckets=num_buckets, max_distance=max_distance)
+        -distances, bidirectional=False, num_buckets=num_buckets, max_distance=max_distance
+    )
     assert torch.equal(ours, theirs)
     # Clipping distances at max_distance (what relative_position_keys does) loses nothing.
     assert torch.all(theirs[max_distance:] == theirs[max_distance])
@@ -180,13 +175,13 @@ def test_rewrite_keeps_cache_free_scores(tiny):
 def test_conversion_is_atomic_and_needs_force(tiny, tmp_path):
     root, _ = tiny
     dst = tmp_path / "model"
-    convert_t5_checkpoint(root / "hf", dst, "int8")
+    convert_to_ctranslate2(root / "hf", dst, "int8")
     assert (dst / "model.bin").is_file()
     with pytest.raises(FileExistsError):
-        convert_t5_checkpoint(root / "hf", dst, "int8")
+        convert_to_ctranslate2(root / "hf", dst, "int8")
     with pytest.raises(ValueError):
-        convert_t5_checkpoint(root / "hf", tmp_path / "other", "int4")
-    convert_t5_checkpoint(root / "hf", dst, "float32", force=True)
+        convert_to_ctranslate2(root / "hf", tmp_path / "other", "int4")
+    convert_to_ctranslate2(root / "hf", dst, "float32", force=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temp folder left
     translator = ctranslate2.Translator(str(dst), device="cpu")
     assert len(ct2_greedy(translator, tiny_tokens([5, 6, 7]), 4, one_pass=True)) == 4
@@ -195,18 +190,23 @@ def test_conversion_is_atomic_and_needs_force(tiny, tmp_path):
 def test_failed_conversion_leaves_nothing(tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "config.json").write_text('{"model_type": "t5"}')
-    with pytest.raises(Exception):
-        convert_t5_checkpoint(tmp_path / "broken", tmp_path / "out", "float32")
+    with pytest.raises(Exception):  # noqa: B017 - any error; what matters is what stays on disk
+        convert_to_ctranslate2(tmp_path / "broken", tmp_path / "out", "float32")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken"]
 
 
 # --- labmodel on real code -----------------------------------------------------------------
 
+
 def cursor_positions(count: int, max_tokens: int, tokenizer) -> list[list[int]]:
     """Token ids before ``count`` mid-line cursors in this repo's own Python files (written for
     this project, so not in the labmodel's training data); the last ``max_tokens`` of each."""
-    files = sorted(p for d in ("server", "inference") for p in (REPO / d).glob("*.py")
-                   if p.stat().st_size > 2000)
+    files = sorted(
+        p
+        for d in ("server", "inference")
+        for p in (REPO / d).glob("*.py")
+        if p.stat().st_size > 2000
+    )
     rng = random.Random(0)
     prefixes = []
     for i in range(count):
@@ -221,6 +221,7 @@ def cursor_positions(count: int, max_tokens: int, tokenizer) -> list[list[int]]:
     return prefixes
 
 
+@pytest.mark.slow
 def test_labmodel_one_pass_matches_step_by_step_and_transformers(labmodel):
     translator, model, tokenizer = labmodel
     prefixes = cursor_positions(20, 150, tokenizer)
@@ -235,9 +236,13 @@ def test_labmodel_one_pass_matches_step_by_step_and_transformers(labmodel):
 
 # --- the probe for a ctranslate2 that runs T5 prefixes exactly by itself -------------------
 
+
 def test_probe_tells_an_inexact_one_pass_from_an_exact_one(tmp_path):
-    from codet5_lsp.inference.engine import PROBE_PREFIX_LENGTHS, one_pass_prefix_mismatches
-    from codet5_lsp.inference.prefix_probe import build_probe_model
+    from codet5_lsp.inference.prefix_probe import (
+        PROBE_PREFIX_LENGTHS,
+        build_probe_model,
+        one_pass_prefix_mismatches,
+    )
     from codet5_lsp.inference.t5_prefix_fix import apply_parallel_prefix_fix
 
     stock = build_probe_model(tmp_path / "stock")
@@ -249,19 +254,21 @@ def test_probe_tells_an_inexact_one_pass_from_an_exact_one(tmp_path):
 
 
 def test_a_native_prefix_conversion_is_not_trusted_by_a_build_that_fails_the_probe(
-        tiny, tmp_path, monkeypatch):
+    tiny, tmp_path, monkeypatch
+):
     """As if converted by a fixed ctranslate2 (probe passed): no rewrite, own cache folder.
     Loaded by this (unfixed) build, the engine must fall back to the exact step-by-step path."""
     from codet5_lsp.inference import engine as engine_module
-    from codet5_lsp.inference import models
+    from codet5_lsp.inference import models, prefix_probe
     from codet5_lsp.inference.generation import GenerationRequest
 
     root, model = tiny
     key = models.cache_key("some/model", None, "float32")
-    monkeypatch.setattr(engine_module, "native_t5_prefix_is_exact", lambda: True)
+    monkeypatch.setattr(prefix_probe, "native_t5_prefix_is_exact", lambda: True)
     assert models.cache_key("some/model", None, "float32") == key + "--native-prefix"
-    files = models.convert_checkpoint(root / "hf", tmp_path / "native", quantization="float32",
-                                      source="tiny", revision=None)
+    files = models.convert_checkpoint(
+        root / "hf", tmp_path / "native", quantization="float32", source="tiny", revision=None
+    )
     assert files.metadata.parallel_prefix and files.metadata.native_prefix
     assert b"relative_position_keys" not in (files.folder / "model.bin").read_bytes()
     monkeypatch.undo()  # the real probe: this build is not fixed
@@ -270,10 +277,14 @@ def test_a_native_prefix_conversion_is_not_trusted_by_a_build_that_fails_the_pro
         rng = random.Random(5)
         for length in (15, 25, 40):
             ids = [rng.randrange(len(SPECIALS), TINY_VOCAB) for _ in range(length)]
-            request = GenerationRequest(mode="decoder", encoder_tokens=list(ENCODER_MARKER),
-                                        decoder_prefix=tiny_tokens(ids), max_new_tokens=8)
+            request = GenerationRequest(
+                mode="decoder",
+                encoder_tokens=list(ENCODER_MARKER),
+                decoder_prefix=tiny_tokens(ids),
+                max_new_tokens=8,
+            )
             result = engine.generate(request)
-            assert result.tokens == tiny_tokens(hf_greedy(model, ids, 8))[:len(result.tokens)]
+            assert result.tokens == tiny_tokens(hf_greedy(model, ids, 8))[: len(result.tokens)]
             assert len(result.tokens) > 0
     finally:
         engine.close()
@@ -285,18 +296,21 @@ def test_probe_runs_once_per_build_without_loading_torch_into_the_server(tmp_pat
     import sys
 
     env = dict(__import__("os").environ, XDG_CACHE_HOME=str(tmp_path))
-    code = ("import sys\n"
-            "from codet5_lsp.inference.engine import native_t5_prefix_is_exact\n"
-            "print(native_t5_prefix_is_exact(), 'torch' in sys.modules)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=300)
+    code = (
+        "import sys\n"
+        "from codet5_lsp.inference.prefix_probe import native_t5_prefix_is_exact\n"
+        "print(native_t5_prefix_is_exact(), 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
     assert done.stdout.split() == ["False", "False"], done.stderr  # 4.8.5: not exact; no torch
     (record,) = (tmp_path / "codet5-lsp").glob("ctranslate2-prefix-probe-*.json")
     assert json.loads(record.read_text())["mismatches"] >= 5
     # Later processes read the record instead of probing again.
-    from codet5_lsp.inference import engine as engine_module
+    from codet5_lsp.inference import prefix_probe
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail("probed again"))
     record.write_text(json.dumps({"one_pass_exact": True, "mismatches": 0}))
-    assert engine_module.native_t5_prefix_is_exact.__wrapped__() is True
+    assert prefix_probe.native_t5_prefix_is_exact.__wrapped__() is True

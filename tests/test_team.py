@@ -20,27 +20,27 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_faults import (
-    FAST,
-    SOURCE,
-    LspPipe,
-    items_of,
-    model_args,
-    start_server,
-)
+from tests.support.lsp import FAST, LspPipe, items_of, model_args, start_ready, start_server
+from tests.support.sources import SOURCE
 
 pytest.importorskip("ray.serve")
 pytestmark = pytest.mark.team
 
-USERS = {"alice": "alice-7f3c9a1e5b2d4c6f8a0b", "bob": "bob-0d9e8c7b6a5f4e3d2c1b",
-         "carol": "carol-1a2b3c4d5e6f7a8b9c0d", "dave": "dave-9f8e7d6c5b4a3f2e1d0c"}
+USERS = {
+    "alice": "alice-7f3c9a1e5b2d4c6f8a0b",
+    "bob": "bob-0d9e8c7b6a5f4e3d2c1b",
+    "carol": "carol-1a2b3c4d5e6f7a8b9c0d",
+    "dave": "dave-9f8e7d6c5b4a3f2e1d0c",
+}
 CAP_NEW_TOKENS = 256
 
 OTHER_SOURCES = [
     SOURCE,
     "import json\n\n\ndef load(path):\n    with open(path) as f:\n        data = json.",
-    ("class Stack:\n    def __init__(self):\n        self.items = []\n\n"
-     "    def push(self, item):\n        self.items."),
+    (
+        "class Stack:\n    def __init__(self):\n        self.items = []\n\n"
+        "    def push(self, item):\n        self.items."
+    ),
     "def total(values):\n    result = 0\n    for v in values:\n        result += v\n    return ",
 ]
 
@@ -66,17 +66,44 @@ class TeamServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 120) -> None:
-        env = dict(os.environ, XDG_CACHE_HOME=str(self.workdir / "cache"),
-                   RAY_USAGE_STATS_ENABLED="0")
+        env = dict(
+            os.environ, XDG_CACHE_HOME=str(self.workdir / "cache"), RAY_USAGE_STATS_ENABLED="0"
+        )
         with open(self.workdir / "team.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "codet5_lsp.server.cli", "team-server",
-                 "--model", str(self.model_folder), "--device", "cpu", "--compute-type", "int8",
-                 "--port", str(self.port), "--tokens-file", str(self.tokens_file),
-                 "--num-cpus", "2", "--replica-cpus", "1", "--object-store-mb", "100",
-                 "--max-batch-size", "8", "--max-new-tokens", str(CAP_NEW_TOKENS),
-                 "--max-body-kb", "64"],
-                stdout=log, stderr=log, env=env, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "codet5_lsp.server.cli",
+                    "team-server",
+                    "--model",
+                    str(self.model_folder),
+                    "--device",
+                    "cpu",
+                    "--compute-type",
+                    "int8",
+                    "--port",
+                    str(self.port),
+                    "--tokens-file",
+                    str(self.tokens_file),
+                    "--num-cpus",
+                    "2",
+                    "--replica-cpus",
+                    "1",
+                    "--object-store-mb",
+                    "100",
+                    "--max-batch-size",
+                    "8",
+                    "--max-new-tokens",
+                    str(CAP_NEW_TOKENS),
+                    "--max-body-kb",
+                    "64",
+                ],
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             assert self.proc.poll() is None, self.log()
@@ -101,9 +128,15 @@ class TeamServer:
     def log(self) -> str:
         return (self.workdir / "team.log").read_text(errors="replace")[-4000:]
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                token: str | None = USERS["alice"], headers: dict | None = None,
-                timeout: float = 60):
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        token: str | None = USERS["alice"],
+        headers: dict | None = None,
+        timeout: float = 60,
+    ):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             hdrs = dict(headers or {})
@@ -131,15 +164,18 @@ def team(labmodel_int8, tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_editor(labmodel_int8, tmp_path_factory):
     """A server with the same model in process: the reference for remote suggestions."""
-    pipe = start_server(model_args(labmodel_int8), tmp_path_factory.mktemp("local-editor"))
-    pipe.initialize(**FAST)
-    pipe.wait_ready()
+    pipe = start_ready(model_args(labmodel_int8), tmp_path_factory.mktemp("local-editor"))
     yield pipe
     assert pipe.stop() == 0
 
 
-def start_editor(team: TeamServer, workdir: Path, user: str | None = "alice",
-                 token: str | None = None, **settings) -> LspPipe:
+def start_editor(
+    team: TeamServer,
+    workdir: Path,
+    user: str | None = "alice",
+    token: str | None = None,
+    **settings,
+) -> LspPipe:
     args = ["--backend", team.url]
     if user is not None or token is not None:
         token_file = workdir / "token"
@@ -158,12 +194,26 @@ def inline_text(pipe: LspPipe, uri: str, text: str, timeout: float = 120) -> str
     return items[0]["insertText"] if items else None
 
 
-def completion_body(prefix_tokens: list[str], max_new_tokens: int = 8, stream: bool = False,
-                    stop_rule: dict | None = None) -> bytes:
-    return json.dumps({"request": {
-        "mode": "decoder", "encoder_tokens": ["<s>", "</s>"], "decoder_prefix": prefix_tokens,
-        "max_new_tokens": max_new_tokens, "stop_rule": stop_rule, "end_tokens": [],
-        "priority": 0}, "stream": stream}).encode()
+def completion_body(
+    prefix_tokens: list[str],
+    max_new_tokens: int = 8,
+    stream: bool = False,
+    stop_rule: dict | None = None,
+) -> bytes:
+    return json.dumps(
+        {
+            "request": {
+                "mode": "decoder",
+                "encoder_tokens": ["<s>", "</s>"],
+                "decoder_prefix": prefix_tokens,
+                "max_new_tokens": max_new_tokens,
+                "stop_rule": stop_rule,
+                "end_tokens": [],
+                "priority": 0,
+            },
+            "stream": stream,
+        }
+    ).encode()
 
 
 def prompt_tokens(text: str, team: TeamServer) -> list[str]:
@@ -177,6 +227,7 @@ def prompt_tokens(text: str, team: TeamServer) -> list[str]:
 
 
 # ---- HTTP API ---------------------------------------------------------------------------------
+
 
 def test_health_needs_no_token_and_every_other_route_does(team):
     assert team.get("/health", token=None)[0] == 200
@@ -200,13 +251,15 @@ def test_limits_and_bad_requests(team):
     assert status == 413
     status, body = team.request("POST", "/v1/completions", body=b"{not json")
     assert status == 400 and b"bad request" in body
-    status, body = team.request("POST", "/v1/completions",
-                                body=json.dumps({"request": {"mode": "decoder"}}).encode())
+    status, body = team.request(
+        "POST", "/v1/completions", body=json.dumps({"request": {"mode": "decoder"}}).encode()
+    )
     assert status == 400
     # generation limits above the server's cap are capped
     tokens = prompt_tokens(SOURCE, team)
-    status, body = team.request("POST", "/v1/completions",
-                                body=completion_body(tokens, max_new_tokens=100_000))
+    status, body = team.request(
+        "POST", "/v1/completions", body=completion_body(tokens, max_new_tokens=100_000)
+    )
     assert status == 200, body
     result = json.loads(body)
     assert 0 < len(result["tokens"]) <= CAP_NEW_TOKENS
@@ -217,8 +270,9 @@ def test_streamed_tokens_add_up_to_the_whole_result(team):
     body = completion_body(tokens, max_new_tokens=12, stop_rule={"kind": "line"})
     status, whole = team.request("POST", "/v1/completions", body=body)
     assert status == 200
-    status, streamed = team.request("POST", "/v1/completions",
-                                    body=completion_body(tokens, 12, True, {"kind": "line"}))
+    status, streamed = team.request(
+        "POST", "/v1/completions", body=completion_body(tokens, 12, True, {"kind": "line"})
+    )
     assert status == 200
     events = [json.loads(line) for line in streamed.decode().splitlines()]
     deltas = "".join(e["text"] for e in events if "text" in e)
@@ -235,8 +289,12 @@ def test_a_client_that_goes_away_stops_its_generation(team):
     tokens = prompt_tokens(SOURCE, team)
     pid = json.loads(team.get("/v1/model?tokenizer=0")[1])["replica"]["pid"]
     conn = http.client.HTTPConnection("127.0.0.1", team.port, timeout=60)
-    conn.request("POST", "/v1/completions", body=completion_body(tokens, CAP_NEW_TOKENS, True),
-                 headers={"Authorization": f"Bearer {USERS['bob']}"})
+    conn.request(
+        "POST",
+        "/v1/completions",
+        body=completion_body(tokens, CAP_NEW_TOKENS, True),
+        headers={"Authorization": f"Bearer {USERS['bob']}"},
+    )
     response = conn.getresponse()
     assert response.status == 200
     first = json.loads(response.readline())
@@ -266,8 +324,9 @@ def test_summaries_route_runs_what_a_local_engine_does(team, labmodel_int8):
     local = CompletionEngine(labmodel_int8, device="cpu", compute_type="int8", intra_threads=1)
     try:
         source = "def add(a, b):\n    return a + b\n"
-        request = build_summary_request(source, remote.tokenizer, max_source_tokens=256,
-                                        max_new_tokens=16)
+        request = build_summary_request(
+            source, remote.tokenizer, max_source_tokens=256, max_new_tokens=16
+        )
         got = remote.generate(request)
         assert got.text == local.generate(request).text and got.tokens
     finally:
@@ -277,8 +336,8 @@ def test_summaries_route_runs_what_a_local_engine_does(team, labmodel_int8):
 
 # ---- editors ----------------------------------------------------------------------------------
 
-def test_editor_with_backend_suggests_what_a_local_server_does(team, local_editor,
-                                                               tmp_path):
+
+def test_editor_with_backend_suggests_what_a_local_server_does(team, local_editor, tmp_path):
     editor = start_editor(team, tmp_path / "editor")
     try:
         editor.wait_ready(60)
@@ -300,8 +359,7 @@ def test_four_editors_at_once(team, local_editor, tmp_path):
         answers: dict[int, str | None] = {}
 
         def ask(i: int) -> None:
-            answers[i] = inline_text(editors[i], f"file:///tmp/team/four{i}.py",
-                                     OTHER_SOURCES[i])
+            answers[i] = inline_text(editors[i], f"file:///tmp/team/four{i}.py", OTHER_SOURCES[i])
 
         threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
         for t in threads:
@@ -322,8 +380,9 @@ def test_refused_token_is_reported(team, tmp_path):
     editor = start_editor(team, tmp_path / "intruder", token="wrong-token-123456789012")
     try:
         assert editor.wait_until(lambda: editor.status() == "error", 60)
-        assert editor.wait_until(lambda: editor.shown("refused the token (401)"), 10), \
+        assert editor.wait_until(lambda: editor.shown("refused the token (401)"), 10), (
             editor.messages("window/showMessage")
+        )
         editor.open("file:///tmp/team/x.py", "x = ")
         assert items_of(editor.inline("file:///tmp/team/x.py", 0, 4)) == []
     finally:
@@ -336,9 +395,22 @@ def test_doctor_checks_reachability_auth_and_model(team, tmp_path):
     bad.write_text("nobody-knows-this-token-000\n")
 
     def doctor(token_file: Path, url: str = team.url):
-        return subprocess.run([sys.executable, "-m", "codet5_lsp.server.cli", "doctor",
-                               "--backend", url, "--backend-token-file", str(token_file)],
-                              capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "codet5_lsp.server.cli",
+                "doctor",
+                "--backend",
+                url,
+                "--backend-token-file",
+                str(token_file),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     ok = doctor(good)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -364,10 +436,14 @@ def test_cancel_request_gives_up_on_the_backend_at_once(team, tmp_path):
         pid = json.loads(team.get("/v1/model?tokenizer=0")[1])["replica"]["pid"]
         os.kill(pid, signal.SIGSTOP)
         try:
-            msg_id = editor.request("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri},
-                "position": {"line": len(lines) - 1, "character": len(lines[-1])},
-                "context": {"triggerKind": 2}})
+            msg_id = editor.request(
+                "textDocument/inlineCompletion",
+                {
+                    "textDocument": {"uri": uri},
+                    "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+                    "context": {"triggerKind": 2},
+                },
+            )
             time.sleep(1.0)
             assert msg_id not in editor.responses  # the backend holds it
             started = time.monotonic()
@@ -395,10 +471,14 @@ def test_replica_killed_mid_request(team, tmp_path):
         fresh = "file:///tmp/team/killed-fresh.py"  # nothing the type-through cache knows
         editor.open(fresh, OTHER_SOURCES[1])
         lines = OTHER_SOURCES[1].split("\n")
-        msg_id = editor.request("textDocument/inlineCompletion", {
-            "textDocument": {"uri": fresh},
-            "position": {"line": len(lines) - 1, "character": len(lines[-1])},
-            "context": {"triggerKind": 2}})
+        msg_id = editor.request(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": fresh},
+                "position": {"line": len(lines) - 1, "character": len(lines[-1])},
+                "context": {"triggerKind": 2},
+            },
+        )
         time.sleep(0.5)
         os.kill(pid, signal.SIGKILL)
         reply = editor.response(msg_id, timeout=30)
@@ -429,23 +509,29 @@ def test_backend_stopped_then_restarted(team, tmp_path):
         assert inline_text(editor, "file:///tmp/team/outage0.py", OTHER_SOURCES[0])
         assert team.stop() == 0, team.log()
         started = time.monotonic()
-        assert inline_text(editor, "file:///tmp/team/outage1.py", OTHER_SOURCES[1],
-                           timeout=30) is None
+        assert (
+            inline_text(editor, "file:///tmp/team/outage1.py", OTHER_SOURCES[1], timeout=30) is None
+        )
         assert time.monotonic() - started < 3.0 + 2.0
         assert editor.wait_until(lambda: editor.status() == "error", 10)
 
         def unreachable() -> list[str]:
-            return [p["message"] for p in editor.messages("window/logMessage")
-                    if "unreachable" in p["message"]]
+            return [
+                p["message"]
+                for p in editor.messages("window/logMessage")
+                if "unreachable" in p["message"]
+            ]
 
         assert len(unreachable()) == 1, editor.messages("window/logMessage")
         # more requests during the outage: no suggestion, no more messages
-        assert inline_text(editor, "file:///tmp/team/outage2.py", OTHER_SOURCES[2],
-                           timeout=30) is None
+        assert (
+            inline_text(editor, "file:///tmp/team/outage2.py", OTHER_SOURCES[2], timeout=30) is None
+        )
         assert len(unreachable()) == 1
         team.start()
-        assert editor.wait_until(lambda: editor.status() == "ready", 30), \
-            editor.messages("codet5/status")
+        assert editor.wait_until(lambda: editor.status() == "ready", 30), editor.messages(
+            "codet5/status"
+        )
         assert inline_text(editor, "file:///tmp/team/outage3.py", OTHER_SOURCES[3])
     finally:
         assert editor.stop() == 0

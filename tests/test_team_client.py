@@ -11,6 +11,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+
 from codet5_lsp.inference.engine_api import (
     Engine,
     RequestFormatError,
@@ -34,10 +35,12 @@ TOKEN = "client-test-token-0123456789"
 
 # ---- serialisation ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("rule", [None, line_stop_rule, block_stop_rule(4), block_stop_rule(-1)])
 def test_requests_travel_field_by_field(rule):
-    request = GenerationRequest("infill", ["<s>", "a", "</s>"], ["<extra_id_0>"], 17, rule,
-                                ("<extra_id_1>",), 5)
+    request = GenerationRequest(
+        "infill", ["<s>", "a", "</s>"], ["<extra_id_0>"], 17, rule, ("<extra_id_1>",), 5
+    )
     data = json.loads(json.dumps(request_to_json(request)))
     assert set(data) == {f.name for f in dataclasses.fields(GenerationRequest)}
     back = request_from_json(data)
@@ -48,21 +51,34 @@ def test_requests_travel_field_by_field(rule):
 
 
 def test_unknown_fields_are_ignored_and_missing_ones_defaulted():
-    data = {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": ["a"],
-            "max_new_tokens": 4, "from_a_newer_client": 1}
+    data = {
+        "mode": "decoder",
+        "encoder_tokens": None,
+        "decoder_prefix": ["a"],
+        "max_new_tokens": 4,
+        "from_a_newer_client": 1,
+    }
     assert request_from_json(data) == GenerationRequest("decoder", None, ["a"], 4)
 
 
-@pytest.mark.parametrize("bad", [
-    {"mode": "decoder"},  # required fields missing
-    {"mode": "poetry", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": 4},
-    {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [1, 2], "max_new_tokens": 4},
-    {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": "4"},
-    {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": 0},
-    {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": 4,
-     "stop_rule": {"kind": "eval"}},
-    [1, 2],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"mode": "decoder"},  # required fields missing
+        {"mode": "poetry", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": 4},
+        {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [1, 2], "max_new_tokens": 4},
+        {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": "4"},
+        {"mode": "decoder", "encoder_tokens": None, "decoder_prefix": [], "max_new_tokens": 0},
+        {
+            "mode": "decoder",
+            "encoder_tokens": None,
+            "decoder_prefix": [],
+            "max_new_tokens": 4,
+            "stop_rule": {"kind": "eval"},
+        },
+        [1, 2],
+    ],
+)
 def test_malformed_requests_are_refused_with_a_reason(bad):
     with pytest.raises(RequestFormatError):
         request_from_json(bad)
@@ -81,11 +97,18 @@ def test_results_travel_too():
 
 # ---- tokens and transport ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("url, warned", [
-    ("http://127.0.0.1:8765", False), ("http://localhost:8765", False),
-    ("http://[::1]:8765", False), ("https://gpu.example.com", False),
-    ("http://gpu.example.com:8765", True), ("http://10.0.0.5:8765", True),
-])
+
+@pytest.mark.parametrize(
+    "url, warned",
+    [
+        ("http://127.0.0.1:8765", False),
+        ("http://localhost:8765", False),
+        ("http://[::1]:8765", False),
+        ("https://gpu.example.com", False),
+        ("http://gpu.example.com:8765", True),
+        ("http://10.0.0.5:8765", True),
+    ],
+)
 def test_plain_http_to_another_host_is_warned_about(url, warned):
     assert (plain_http_warning(url, TOKEN) is not None) is warned
     assert plain_http_warning(url, None) is None  # no token, nothing to leak
@@ -108,8 +131,13 @@ def test_tokens_file_is_checked_and_never_echoed(tmp_path):
     digests = team_server.load_tokens(good)
     assert sorted(digests.values()) == ["alice", "bob"]
     assert "alice-secret-token-12345" not in json.dumps(digests)
-    for text in ("alice\n", "alice:short\n", "a b:long-enough-token-123\n",
-                 "a:same-token-0123456789\nb:same-token-0123456789\n", "# nobody\n"):
+    for text in (
+        "alice\n",
+        "alice:short\n",
+        "a b:long-enough-token-123\n",
+        "a:same-token-0123456789\nb:same-token-0123456789\n",
+        "# nobody\n",
+    ):
         bad = tmp_path / "bad"
         bad.write_text(text)
         with pytest.raises(team_server.TokensFileError) as info:
@@ -118,6 +146,7 @@ def test_tokens_file_is_checked_and_never_echoed(tmp_path):
 
 
 # ---- RemoteEngine against a scripted backend --------------------------------------------------
+
 
 class Backend:
     """/v1/model answers with the labmodel's metadata and tokenizer; /v1/completions does
@@ -135,15 +164,24 @@ class Backend:
                 pass
 
             def do_GET(self):
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}" or \
-                        backend.mode == "refuse":
+                if (
+                    self.headers.get("Authorization") != f"Bearer {TOKEN}"
+                    or backend.mode == "refuse"
+                ):
                     return self._send(401, {"error": "missing or unknown token"})
                 if backend.mode == "down":
                     return self._send(503, {"error": "no replica"})
                 meta = dataclasses.asdict(backend.files.metadata)
-                self._send(200, {"metadata": meta, "device": "cpu", "compute_type": "int8",
-                                 "tokenizer": backend.files.tokenizer_file.read_text(),
-                                 "description": "scripted"})
+                self._send(
+                    200,
+                    {
+                        "metadata": meta,
+                        "device": "cpu",
+                        "compute_type": "int8",
+                        "tokenizer": backend.files.tokenizer_file.read_text(),
+                        "description": "scripted",
+                    },
+                )
 
             def do_POST(self):
                 self.rfile.read(int(self.headers["Content-Length"]))
@@ -191,8 +229,14 @@ def _request():
 
 def _engine(backend, tmp_path, **kwargs):
     states: list[tuple[str, str]] = []
-    engine = RemoteEngine(backend.url, TOKEN, on_state=lambda s, m: states.append((s, m)),
-                          tokenizer_cache=tmp_path, retry_s=0.2, **kwargs)
+    engine = RemoteEngine(
+        backend.url,
+        TOKEN,
+        on_state=lambda s, m: states.append((s, m)),
+        tokenizer_cache=tmp_path,
+        retry_s=0.2,
+        **kwargs,
+    )
     return engine, states
 
 
@@ -289,8 +333,9 @@ def test_editor_started_before_its_backend_waits_for_it(labmodel_int8, tmp_path,
     monkeypatch.setenv("CODET5_LSP_TOKEN", TOKEN)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     states: list[tuple[str, str, str]] = []
-    settings = Settings(backend=f"http://127.0.0.1:{port}", summaries_enabled=False,
-                        model="not-a-local-model")
+    settings = Settings(
+        backend=f"http://127.0.0.1:{port}", summaries_enabled=False, model="not-a-local-model"
+    )
     models = ModelManager(settings, on_state=lambda m, s, msg: states.append((m, s, msg)))
     try:
         models.start_loading()

@@ -90,7 +90,9 @@ def test_key_is_a_bounded_window_that_survives_a_sliding_caller_window():
     edited = document[:-100] + "#" + document[-99:] + "print("
     assert cache.lookup(URI, edited[-window:], "") is None
     # an edit outside it does not
-    far = document[:-(PREFIX_KEY_CHARS + 50)] + "#" + document[-(PREFIX_KEY_CHARS + 49):] + "print("
+    far = (
+        document[: -(PREFIX_KEY_CHARS + 50)] + "#" + document[-(PREFIX_KEY_CHARS + 49) :] + "print("
+    )
     assert cache.lookup(URI, far[-window:], "") == "line_1)"
 
 
@@ -128,12 +130,15 @@ def test_start_of_document():
     assert cache.lookup(URI, "x", "") is None
 
 
-@pytest.mark.parametrize(("typed", "suffix", "expected"), [
-    ("sum(", ")" + SUFFIX, "xs"),  # the editor auto-closed the typed "("
-    ("sum(", "]" + SUFFIX, None),  # a closer the suggestion does not end with
-    ("sum(xs", ")" + SUFFIX, None),  # only the closer itself would be left
-    ("", ")" + SUFFIX, None),  # no opener typed: not an auto-inserted closer
-])
+@pytest.mark.parametrize(
+    ("typed", "suffix", "expected"),
+    [
+        ("sum(", ")" + SUFFIX, "xs"),  # the editor auto-closed the typed "("
+        ("sum(", "]" + SUFFIX, None),  # a closer the suggestion does not end with
+        ("sum(xs", ")" + SUFFIX, None),  # only the closer itself would be left
+        ("", ")" + SUFFIX, None),  # no opener typed: not an auto-inserted closer
+    ],
+)
 def test_auto_inserted_closer_after_typed_opener(typed, suffix, expected):
     cache = TypeThroughCache()
     cache.store(URI, PREFIX, SUFFIX, SUGGESTION)

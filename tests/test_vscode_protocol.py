@@ -14,31 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import executable as _bin
+from tests.support.lsp import REQUEST_CANCELLED, editor_command
+from tests.support.paths import REPO
+from tests.support.sources import READ_LINES_SOURCE
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # node and a server process
+
 VSCODE = REPO / "editors" / "vscode"
-LABMODEL = Path(__file__).resolve().parents[2] / "shared/models/labmodel"
-REQUEST_CANCELLED = -32800
 
-SOURCE = '''import os
-
-
-def read_lines(path):
-    with open(path) as handle:
-        return handle.read().splitlines()
-
-
-def count_lines(path):
-    lines = read_lines(path)
-    return 
-'''
+SOURCE = READ_LINES_SOURCE + "    return \n"  # the cursor after "return " (typed)
 CURSOR = (10, 11)  # end of "    return "
 HOVER = (3, 6)  # on "read_lines"
-
-
-
-
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +32,9 @@ def node_modules() -> Path:
     """editors/ci-setup.sh runs `npm ci`; a bare checkout gets it here (from the registry)."""
     modules = VSCODE / "node_modules"
     if not (modules / "vscode-languageserver-protocol").exists():
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=VSCODE, check=True,
-                       timeout=600)
+        subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=VSCODE, check=True, timeout=600
+        )
     return modules
 
 
@@ -56,18 +43,28 @@ def session(node_modules: Path, shared_xdg_cache: Path, tmp_path_factory) -> dic
     tmp = tmp_path_factory.mktemp("vscode-protocol")
     source = tmp / "example.py"
     source.write_text(SOURCE)
-    command = [
-        _bin("codet5-lsp"), "serve",
-        "--model", str(LABMODEL), "--summary-model", str(LABMODEL),
-        "--device", "cpu", "--offline",
-        "--stats-file", str(tmp / "stats.jsonl"), "--log-file", str(tmp / "server.log"),
-    ]
-    env = dict(os.environ, XDG_CACHE_HOME=str(shared_xdg_cache), HF_HUB_OFFLINE="1",
-               XDG_STATE_HOME=str(tmp / "state"))
+    command = editor_command(tmp)
+    env = dict(
+        os.environ,
+        XDG_CACHE_HOME=str(shared_xdg_cache),
+        HF_HUB_OFFLINE="1",
+        XDG_STATE_HOME=str(tmp / "state"),
+    )
     done = subprocess.run(
-        ["node", str(VSCODE / "test-protocol/drive.js"), json.dumps(command), str(source),
-         str(CURSOR[0]), str(CURSOR[1]), str(HOVER[0]), str(HOVER[1])],
-        capture_output=True, text=True, env=env, timeout=420,
+        [
+            "node",
+            str(VSCODE / "test-protocol/drive.js"),
+            json.dumps(command),
+            str(source),
+            str(CURSOR[0]),
+            str(CURSOR[1]),
+            str(HOVER[0]),
+            str(HOVER[1]),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=420,
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout)

@@ -21,7 +21,6 @@ import contextlib
 import json
 import math
 import os
-import queue
 import re
 import secrets
 import shutil
@@ -29,7 +28,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,33 +35,30 @@ from typing import Any
 
 import pytest
 
-from .conftest import executable as _bin
+from tests.support.lsp import LspPipe, start_process
+from tests.support.paths import LABMODEL, REPO
+from tests.support.paths import executable as _bin
+from tests.support.polling import wait_until
+from tests.support.sources import READ_LINES_SOURCE
 
 pytestmark = pytest.mark.vscode
 
-REPO = Path(__file__).resolve().parents[1]
 VSCODE = REPO / "editors" / "vscode"
 DRIVER = VSCODE / "test-real" / "drive.js"
 VSIX = VSCODE / "codet5-lsp.vsix"
-LABMODEL = REPO.parent / "shared" / "models" / "labmodel"
-TOOLS = Path(os.environ.get("CODET5_VSCODE_TOOLS")
-             or Path.home() / ".cache" / "codet5-lsp" / "vscode-real")
+TOOLS = Path(
+    os.environ.get("CODET5_VSCODE_TOOLS") or Path.home() / ".cache" / "codet5-lsp" / "vscode-real"
+)
 OPT_OUT = "CODET5_SKIP_VSCODE_REAL"
 READY_TIMEOUT_S = 240.0
-STEP_TIMEOUT_S = 60.0
+STEP_TIMEOUT_S = 60.0  # also wait_until's default
 
-SOURCE = '''import os
-
-
-def read_lines(path):
-    """Return the lines of a text file."""
-    with open(path) as handle:
-        return handle.read().splitlines()
-
-
-def count_lines(path):
-    lines = read_lines(path)
-'''
+SOURCE = READ_LINES_SOURCE.replace(
+    "    with open(path)",
+    '''    """Return the lines of a text file."""
+    with open(path)''',
+    1,
+)
 
 # The settings a user would set (README), written to the isolated profile's settings.json;
 # the codet5.* ones are also what the reference server is initialized with.
@@ -84,13 +79,20 @@ CODET5_SETTINGS: dict[str, Any] = {
 # Lines typed at the end of the file for the cycling step, tried in order on the reference
 # until one gets two or more items (n-best).
 # (No brackets: VS Code would close them, and the document would differ from what was typed.)
-CYCLE_CANDIDATES = ["    return ", "    total = ", "    for line in ", "    if ", "    lines = ",
-                    "    result = "]
+CYCLE_CANDIDATES = [
+    "    return ",
+    "    total = ",
+    "    for line in ",
+    "    if ",
+    "    lines = ",
+    "    result = ",
+]
 # What the stand-in server (tests/fake_inline_server.py) offers for the last test.
 FAKE_ITEMS = ["alpha()", "beta(1)", "gamma"]
 
 
 # -- tools -----------------------------------------------------------------------------------
+
 
 class Tools:
     def __init__(self) -> None:
@@ -123,8 +125,10 @@ def tools() -> Tools:
     found = Tools()
     missing = found.missing()
     if missing:
-        why = ("real VS Code test: missing " + ", ".join(missing) + f" (in {TOOLS}). "
-               "Run `bash editors/ci-setup.sh` to install them.")
+        why = (
+            "real VS Code test: missing " + ", ".join(missing) + f" (in {TOOLS}). "
+            "Run `bash editors/ci-setup.sh` to install them."
+        )
         if os.environ.get("CI") == "true":  # CI installs them: never skip there
             pytest.fail(why, pytrace=False)
         pytest.skip(why)  # the README's test command on a machine without them
@@ -133,98 +137,36 @@ def tools() -> Tools:
 
 # -- the reference server: plain JSON-RPC over stdio ------------------------------------------
 
-class LspClient:
-    """A minimal LSP client for `codet5-lsp serve`: requests, and the notifications kept."""
-
-    def __init__(self, command: list[str], env: dict[str, str], log: Path):
-        self._log = log.open("wb")
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        stderr=self._log, env=env)
-        self._messages: queue.Queue[dict] = queue.Queue()
-        self.notifications: list[dict] = []
-        self._next_id = 0
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        stream = self.process.stdout
-        assert stream is not None
-        while True:
-            length = None
-            while True:
-                header = stream.readline()
-                if not header:
-                    return
-                if header in (b"\r\n", b"\n"):
-                    break
-                name, _, value = header.decode().partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            assert length is not None
-            self._messages.put(json.loads(stream.read(length)))
-
-    def _send(self, message: dict) -> None:
-        body = json.dumps(dict(message, jsonrpc="2.0")).encode()
-        assert self.process.stdin is not None
-        self.process.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
-        self.process.stdin.flush()
-
-    def notify(self, method: str, params: Any) -> None:
-        self._send({"method": method, "params": params})
-
-    def request(self, method: str, params: Any, timeout: float = STEP_TIMEOUT_S) -> Any:
-        self._next_id += 1
-        my_id = self._next_id
-        self._send({"id": my_id, "method": method, "params": params})
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                message = self._messages.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                raise AssertionError(f"reference server: no answer to {method} in {timeout:.0f}s")
-            if "method" in message and "id" in message:  # a request from the server
-                self._send({"id": message["id"], "result": None})
-            elif "method" in message:
-                self.notifications.append(message)
-            elif message.get("id") == my_id:
-                assert "error" not in message, message
-                return message.get("result")
-
-    def drain(self) -> None:
-        while True:
-            try:
-                message = self._messages.get_nowait()
-            except queue.Empty:
-                return
-            if "method" in message and "id" not in message:
-                self.notifications.append(message)
-
-    def close(self) -> None:
-        try:
-            self.request("shutdown", None, timeout=15)
-            self.notify("exit", None)
-            self.process.wait(10)
-        except (AssertionError, OSError, subprocess.TimeoutExpired):
-            self.process.kill()
-            self.process.wait(10)
-        self._log.close()
-
 
 class Reference:
     """What the server answers for a given text: the yardstick for what VS Code shows."""
 
-    def __init__(self, client: LspClient, uri: str):
+    def __init__(self, client: LspPipe, uri: str):
         self.client, self.uri, self.version = client, uri, 1
         self.text: str | None = None
 
     def _sync(self, text: str) -> None:
         if self.text is None:
-            self.client.notify("textDocument/didOpen", {"textDocument": {
-                "uri": self.uri, "languageId": "python", "version": self.version, "text": text}})
+            self.client.notify(
+                "textDocument/didOpen",
+                {
+                    "textDocument": {
+                        "uri": self.uri,
+                        "languageId": "python",
+                        "version": self.version,
+                        "text": text,
+                    }
+                },
+            )
         elif text != self.text:
             self.version += 1
-            self.client.notify("textDocument/didChange", {
-                "textDocument": {"uri": self.uri, "version": self.version},
-                "contentChanges": [{"text": text}]})
+            self.client.notify(
+                "textDocument/didChange",
+                {
+                    "textDocument": {"uri": self.uri, "version": self.version},
+                    "contentChanges": [{"text": text}],
+                },
+            )
         self.text = text
 
     def inline_items(self, text: str, line: int, character: int) -> list[str]:
@@ -232,27 +174,38 @@ class Reference:
         empty at the cursor (what VS Code then shows as ghost text)."""
         self._sync(text)
         position = {"line": line, "character": character}
-        result = self.client.request("textDocument/inlineCompletion", {
-            "textDocument": {"uri": self.uri}, "position": position,
-            "context": {"triggerKind": 1}})
+        result = self.client.result(
+            "textDocument/inlineCompletion",
+            {
+                "textDocument": {"uri": self.uri},
+                "position": position,
+                "context": {"triggerKind": 1},
+            },
+        )
         items = (result or {}).get("items", result) or []
         texts = []
         for item in items:
             if item.get("range"):
                 assert item["range"] == {"start": position, "end": position}, item
-            texts.append(item["insertText"] if isinstance(item["insertText"], str)
-                         else item["insertText"]["value"])
+            texts.append(
+                item["insertText"]
+                if isinstance(item["insertText"], str)
+                else item["insertText"]["value"]
+            )
         return texts
 
     def hover(self, text: str, line: int, character: int) -> str | None:
         self._sync(text)
-        result = self.client.request("textDocument/hover", {
-            "textDocument": {"uri": self.uri},
-            "position": {"line": line, "character": character}}, timeout=120)
+        result = self.client.result(
+            "textDocument/hover",
+            {"textDocument": {"uri": self.uri}, "position": {"line": line, "character": character}},
+            timeout=120,
+        )
         return result["contents"]["value"] if result else None
 
 
 # -- the browser ------------------------------------------------------------------------------
+
 
 class Driver:
     """drive.js over stdin/stdout, one JSON line each way."""
@@ -260,8 +213,14 @@ class Driver:
     def __init__(self, tools: Tools, env: dict[str, str], log: Path):
         self._log = log.open("wb")
         self.process = subprocess.Popen(
-            [tools.node, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, env=env, start_new_session=True, text=True)
+            [tools.node, str(DRIVER)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=env,
+            start_new_session=True,
+            text=True,
+        )
 
     def __call__(self, op: str, **args: Any) -> dict:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -300,18 +259,6 @@ def end_group(process: subprocess.Popen, grace: float = 10.0) -> None:
     process.wait(5)
 
 
-def wait_for(what: str, probe: Callable[[], Any], timeout: float = STEP_TIMEOUT_S,
-             interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -346,7 +293,7 @@ class Session:
         """Ctrl+S, then the file as VS Code wrote it (autosave is off)."""
         before = self.source.stat().st_mtime_ns
         self.driver("press", key="Control+S")
-        wait_for("the file to be saved", lambda: self.source.stat().st_mtime_ns != before)
+        wait_until("the file to be saved", lambda: self.source.stat().st_mtime_ns != before)
         time.sleep(0.2)
         return self.source.read_text()
 
@@ -362,7 +309,7 @@ class Session:
             self.driver("press", key="Shift+Home")
             if self.state()["lines"][-1] != "":
                 self.driver("press", key="Backspace")
-        wait_for("an empty last line", lambda: self.state()["lines"][-1] == "")
+        wait_until("an empty last line", lambda: self.state()["lines"][-1] == "")
 
     def type_and_wait_for_ghost(self, typed: str, at_once: bool = False) -> dict:
         """Type `typed` on the current (empty, last) line, key by key or `at_once` (one edit,
@@ -385,7 +332,7 @@ class Session:
         no suggestion rather than a late one."""
         for attempt in range(1, tries + 1):
             try:
-                return wait_for(what, probe, timeout=STEP_TIMEOUT_S / tries, interval=0.5)
+                return wait_until(what, probe, timeout=STEP_TIMEOUT_S / tries, interval=0.5)
             except AssertionError:
                 if attempt == tries:
                     raise
@@ -403,16 +350,26 @@ def session(tools: Tools, tmp_path_factory: pytest.TempPathFactory, shared_xdg_c
     source.write_text(SOURCE)
     data, extensions = root / "data", root / "extensions"
     (data / "User").mkdir(parents=True)
-    server_args = ["--offline", "--log-file", str(root / "server.log"),
-                   "--stats-file", str(root / "stats.jsonl")]
+    server_args = [
+        "--offline",
+        "--log-file",
+        str(root / "server.log"),
+        "--stats-file",
+        str(root / "stats.jsonl"),
+    ]
     # serverPath and serverArgs are machine-scoped: VS Code ignores them in the (local) User
     # settings when the extension runs on a remote, which code-server is; they go in the
     # Remote settings, as the README says.
     (data / "Machine").mkdir()
-    (data / "Machine" / "settings.json").write_text(json.dumps({
-        "codet5.serverPath": _bin("codet5-lsp"),
-        "codet5.serverArgs": server_args,
-    }, indent=2))
+    (data / "Machine" / "settings.json").write_text(
+        json.dumps(
+            {
+                "codet5.serverPath": _bin("codet5-lsp"),
+                "codet5.serverArgs": server_args,
+            },
+            indent=2,
+        )
+    )
     settings = {
         **{f"codet5.{k}": v for k, v in CODET5_SETTINGS.items()},
         "files.autoSave": "off",
@@ -436,55 +393,104 @@ def session(tools: Tools, tmp_path_factory: pytest.TempPathFactory, shared_xdg_c
 
     password = secrets.token_urlsafe(18)
     env = dict(os.environ)
-    env.update({
-        "PATH": f"{tools.node24}{os.pathsep}{env.get('PATH', '')}",
-        "XDG_CACHE_HOME": str(shared_xdg_cache),  # the converted labmodel, shared with others
-        "XDG_CONFIG_HOME": str(root / "config"),
-        "XDG_DATA_HOME": str(root / "xdg-data"),
-        "XDG_STATE_HOME": str(root / "state"),
-        "HF_HUB_OFFLINE": "1",
-        "PASSWORD": password,  # code-server's password, read from the environment only
-    })
-    code_server = [str(tools.code_server), "--user-data-dir", str(data),
-                   "--extensions-dir", str(extensions)]
-    install = subprocess.run([*code_server, "--install-extension", str(VSIX)], env=env,
-                             capture_output=True, text=True, timeout=180, check=False)
+    env.update(
+        {
+            "PATH": f"{tools.node24}{os.pathsep}{env.get('PATH', '')}",
+            "XDG_CACHE_HOME": str(shared_xdg_cache),  # the converted labmodel, shared with others
+            "XDG_CONFIG_HOME": str(root / "config"),
+            "XDG_DATA_HOME": str(root / "xdg-data"),
+            "XDG_STATE_HOME": str(root / "state"),
+            "HF_HUB_OFFLINE": "1",
+            "PASSWORD": password,  # code-server's password, read from the environment only
+        }
+    )
+    code_server = [
+        str(tools.code_server),
+        "--user-data-dir",
+        str(data),
+        "--extensions-dir",
+        str(extensions),
+    ]
+    install = subprocess.run(
+        [*code_server, "--install-extension", str(VSIX)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert install.returncode == 0, install.stdout + install.stderr
-    listed = subprocess.run([*code_server, "--list-extensions"], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    listed = subprocess.run(
+        [*code_server, "--list-extensions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "codet5-lsp.codet5-lsp" in listed.stdout.split(), listed.stdout + listed.stderr
 
     port = free_port()
     server_log = (root / "code-server.log").open("wb")
     code = subprocess.Popen(
-        [*code_server, "--auth", "password", "--bind-addr", f"127.0.0.1:{port}",
-         "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust",
-         "--disable-getting-started-override", str(workspace)],
-        stdin=subprocess.DEVNULL, stdout=server_log, stderr=subprocess.STDOUT, env=env,
-        cwd=workspace, start_new_session=True)
+        [
+            *code_server,
+            "--auth",
+            "password",
+            "--bind-addr",
+            f"127.0.0.1:{port}",
+            "--disable-telemetry",
+            "--disable-update-check",
+            "--disable-workspace-trust",
+            "--disable-getting-started-override",
+            str(workspace),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=workspace,
+        start_new_session=True,
+    )
 
     reference_env = dict(env)
     reference_env.pop("PASSWORD")
-    client = LspClient([_bin("codet5-lsp"), "serve", "--offline",
-                        "--log-file", str(root / "reference.log")], reference_env,
-                       root / "reference.stderr")
-    driver_env = dict(os.environ, CODET5_CHROMIUM=tools.chromium,
-                      CODET5_CODE_URL=f"http://127.0.0.1:{port}/?folder={workspace}",
-                      CODET5_CODE_PASSWORD=password, CODET5_PLAYWRIGHT=str(tools.playwright),
-                      HOME=str(root / "browser-home"))
+    client = start_process(
+        [_bin("codet5-lsp"), "serve", "--offline", "--log-file", str(root / "reference.log")],
+        reference_env,
+        root / "reference.stderr",
+    )
+    driver_env = dict(
+        os.environ,
+        CODET5_CHROMIUM=tools.chromium,
+        CODET5_CODE_URL=f"http://127.0.0.1:{port}/?folder={workspace}",
+        CODET5_CODE_PASSWORD=password,
+        CODET5_PLAYWRIGHT=str(tools.playwright),
+        HOME=str(root / "browser-home"),
+    )
     driver = None
     try:
-        client.request("initialize", {
-            "processId": os.getpid(), "rootUri": workspace.as_uri(),
-            "workspaceFolders": [{"uri": workspace.as_uri(), "name": workspace.name}],
-            "capabilities": {"textDocument": {"inlineCompletion": {}, "hover": {
-                "contentFormat": ["markdown", "plaintext"]}}},
-            # Same settings; only the timing differs: it answers at once and never gives up
-            # (a busy machine must not turn its answer into "no suggestion").
-            "initializationOptions": dict(CODET5_SETTINGS, debounceMs=0,
-                                          requestTimeoutMs=120000)})
+        client.result(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": workspace.as_uri(),
+                "workspaceFolders": [{"uri": workspace.as_uri(), "name": workspace.name}],
+                "capabilities": {
+                    "textDocument": {
+                        "inlineCompletion": {},
+                        "hover": {"contentFormat": ["markdown", "plaintext"]},
+                    }
+                },
+                # Same settings; only the timing differs: it answers at once and never gives up
+                # (a busy machine must not turn its answer into "no suggestion").
+                "initializationOptions": dict(
+                    CODET5_SETTINGS, debounceMs=0, requestTimeoutMs=120000
+                ),
+            },
+        )
         client.notify("initialized", {})
-        wait_for("code-server to answer", lambda: _http_ok(port), 60)
+        wait_until("code-server to answer", lambda: _http_ok(port), 60)
         driver = Driver(tools, driver_env, root / "drive.log")
         driver("open")
         driver("openFile", name=source.name)
@@ -526,10 +532,11 @@ def _wait_ready(session: Session) -> dict:
             raise AssertionError(f"the status bar shows an error: {item['tooltip']}")
         return item and item["icon"] == "codicon-sparkle" and state
 
-    return wait_for("the status bar to show CodeT5 ready", ready, READY_TIMEOUT_S, interval=0.5)
+    return wait_until("the status bar to show CodeT5 ready", ready, READY_TIMEOUT_S, interval=0.5)
 
 
 # -- the tests, in the order a user meets things -----------------------------------------------
+
 
 def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_exactly_it(session: Session):
     _wait_ready(session)
@@ -554,14 +561,22 @@ def test_ghost_text_is_the_servers_suggestion_and_tab_inserts_exactly_it(session
     session.driver("press", key="Tab")
     expected = before + items[0]
     last = expected.split("\n")
-    after = wait_for("the suggestion in the document, the cursor after it", lambda: (
-        (s := session.state()) and session.text(s) == expected
-        and s["cursor"] == [len(last), len(last[-1]) + 1] and s))
+    after = wait_until(
+        "the suggestion in the document, the cursor after it",
+        lambda: (
+            (s := session.state())
+            and session.text(s) == expected
+            and s["cursor"] == [len(last), len(last[-1]) + 1]
+            and s
+        ),
+    )
     assert after["ghost"] is None
     assert session.save_and_read() == expected
     # Accepting ran the item's command: the server counted the acceptance.
-    wait_for("codet5.accepted in the statistics",
-             lambda: len(session.stats_events("accepted")) == accepted_before + 1)
+    wait_until(
+        "codet5.accepted in the statistics",
+        lambda: len(session.stats_events("accepted")) == accepted_before + 1,
+    )
 
 
 def test_status_bar_shows_ready_and_the_latency(session: Session):
@@ -583,8 +598,10 @@ def test_status_bar_shows_ready_and_the_latency(session: Session):
     assert shown == expected, (shown, latencies)
     # "ready" itself is in the tooltip.
     session.driver("hoverStatus", text="CodeT5")
-    tooltip = wait_for("the status item's tooltip", lambda: next(
-        (h for h in session.state()["hovers"] if h.startswith("CodeT5:")), None))
+    tooltip = wait_until(
+        "the status item's tooltip",
+        lambda: next((h for h in session.state()["hovers"] if h.startswith("CodeT5:")), None),
+    )
     assert tooltip.splitlines()[0] == "CodeT5: ready", tooltip
     assert f"Latency: {expected}" in tooltip, tooltip
     session.driver("mouseAway")
@@ -602,16 +619,20 @@ def test_next_suggestion_key_cycles_the_items(session: Session):
             chosen = (typed, items)
             break
     if chosen is None:
-        pytest.skip("the server answered one item at every candidate position "
-                    f"({CYCLE_CANDIDATES}): nothing to cycle (n-best not in this build)")
+        pytest.skip(
+            "the server answered one item at every candidate position "
+            f"({CYCLE_CANDIDATES}): nothing to cycle (n-best not in this build)"
+        )
     typed, items = chosen
     # Alt+] makes VS Code ask again at the same position and cycle through that answer.
     lines = (base + typed).split("\n")
     again = session.reference.inline_items(base + typed, len(lines) - 1, len(typed))
     if len(again) < 2:
-        pytest.xfail(f"server: asked again at the same position it answers {again} instead of "
-                     f"{items} (the type-through cache keeps only the best item), so VS Code "
-                     "has nothing to cycle with the real server; see the stand-in test below")
+        pytest.xfail(
+            f"server: asked again at the same position it answers {again} instead of "
+            f"{items} (the type-through cache keeps only the best item), so VS Code "
+            "has nothing to cycle with the real server; see the stand-in test below"
+        )
     session.new_line()
     assert session.text() == base, "the document is not what the reference was asked about"
     # One edit, as a paste: typed key by key, the server answers from its type-through cache
@@ -619,18 +640,24 @@ def test_next_suggestion_key_cycles_the_items(session: Session):
     shown = session.type_and_wait_for_ghost(typed, at_once=True)
     assert _ghost_text(shown) == items[0]
     session.driver("press", key="Alt+BracketRight")  # editor.action.inlineSuggest.showNext
-    second = wait_for("the second item after Alt+]", lambda: (
-        (s := session.state()) and s["ghost"] and _ghost_text(s) == items[1] and s))
+    second = wait_until(
+        "the second item after Alt+]",
+        lambda: (s := session.state()) and s["ghost"] and _ghost_text(s) == items[1] and s,
+    )
     assert session.text(second) == base + typed
     session.driver("press", key="Alt+BracketLeft")  # showPrevious
-    wait_for("the first item again after Alt+[", lambda: (
-        (s := session.state()) and s["ghost"] and _ghost_text(s) == items[0] and s))
+    wait_until(
+        "the first item again after Alt+[",
+        lambda: (s := session.state()) and s["ghost"] and _ghost_text(s) == items[0] and s,
+    )
     session.driver("press", key="Alt+BracketRight")
-    wait_for("the second item again", lambda: (
-        (s := session.state()) and s["ghost"] and _ghost_text(s) == items[1] and s))
+    wait_until(
+        "the second item again",
+        lambda: (s := session.state()) and s["ghost"] and _ghost_text(s) == items[1] and s,
+    )
     session.driver("press", key="Tab")
     expected = base + typed + items[1]
-    wait_for("the second item in the document", lambda: session.text() == expected)
+    wait_until("the second item in the document", lambda: session.text() == expected)
     assert session.save_and_read() == expected
 
 
@@ -649,7 +676,7 @@ def test_hover_shows_the_summary(session: Session):
         hovers = [h for h in session.state()["hovers"] if "summary by" in h]
         return hovers
 
-    hovers = wait_for("the hover on read_lines", hover_text, interval=0.5)
+    hovers = wait_until("the hover on read_lines", hover_text, interval=0.5)
     assert len(hovers) == 1, hovers  # one hover widget, not the same text twice
     rendered = " ".join(hovers[0].split())
     assert " ".join(_plain(summary).split()) in rendered, (summary, hovers[0])
@@ -667,9 +694,15 @@ def test_toggle_turns_completions_off_and_on(session: Session):
     _wait_ready(session)
     session.driver("press", key="Escape")
     session.driver("command", title="CodeT5: Toggle Completions")
-    off = wait_for("the status bar to say off", lambda: (
-        (s := session.state()) and (i := session.status_item(s)) and i["text"] == "CodeT5 off"
-        and s))
+    off = wait_until(
+        "the status bar to say off",
+        lambda: (
+            (s := session.state())
+            and (i := session.status_item(s))
+            and i["text"] == "CodeT5 off"
+            and s
+        ),
+    )
     assert (session.status_item(off) or {}).get("icon") == "codicon-circle-slash"
     assert json.loads(session.settings.read_text())["codet5.enable"] is False
 
@@ -687,15 +720,21 @@ def test_toggle_turns_completions_off_and_on(session: Session):
     assert len(session.stats_events("shown")) == shown_before
 
     session.driver("command", title="CodeT5: Toggle Completions")
-    wait_for("the status bar to come back on", lambda: (
-        (s := session.state()) and (i := session.status_item(s)) and i["text"] != "CodeT5 off"
-        and i["icon"] == "codicon-sparkle"))
+    wait_until(
+        "the status bar to come back on",
+        lambda: (
+            (s := session.state())
+            and (i := session.status_item(s))
+            and i["text"] != "CodeT5 off"
+            and i["icon"] == "codicon-sparkle"
+        ),
+    )
     assert json.loads(session.settings.read_text())["codet5.enable"] is True
     session.driver("command", title="Trigger Inline Suggestion")
-    state = session.wait_for_ghost("ghost text once on again", lambda: (
-        (s := session.state()) and s["ghost"] and s))
-    items = session.reference.inline_items(session.text(state), len(state["lines"]) - 1,
-                                           len(typed))
+    state = session.wait_for_ghost(
+        "ghost text once on again", lambda: (s := session.state()) and s["ghost"] and s
+    )
+    items = session.reference.inline_items(session.text(state), len(state["lines"]) - 1, len(typed))
     assert _ghost_text(state) == items[0]
 
 
@@ -708,11 +747,19 @@ def test_next_suggestion_key_cycles_several_items_of_a_stand_in_server(session: 
     wrapper.write_text(f'#!/bin/sh\nexec {sys.executable} {fake} "$@"\n')
     wrapper.chmod(0o755)
     machine = session.root / "data" / "Machine" / "settings.json"
-    machine.write_text(json.dumps({"codet5.serverPath": str(wrapper),
-                                   "codet5.serverArgs": FAKE_ITEMS}, indent=2))
-    wait_for("the stand-in server to report ready", lambda: (
-        (s := session.state()) and (i := session.status_item(s))
-        and "fake" in (i["tooltip"] or "") and i["icon"] == "codicon-sparkle"), READY_TIMEOUT_S)
+    machine.write_text(
+        json.dumps({"codet5.serverPath": str(wrapper), "codet5.serverArgs": FAKE_ITEMS}, indent=2)
+    )
+    wait_until(
+        "the stand-in server to report ready",
+        lambda: (
+            (s := session.state())
+            and (i := session.status_item(s))
+            and "fake" in (i["tooltip"] or "")
+            and i["icon"] == "codicon-sparkle"
+        ),
+        READY_TIMEOUT_S,
+    )
     session.driver("press", key="Escape")
     base = session.save_and_read()
     base = base if base.endswith("\n") else base + "\n"
@@ -721,17 +768,22 @@ def test_next_suggestion_key_cycles_several_items_of_a_stand_in_server(session: 
     shown = session.type_and_wait_for_ghost(typed)
     assert session.text(shown) == base + typed
     assert _ghost_text(shown) == FAKE_ITEMS[0]
-    for key, index in [("Alt+BracketRight", 1), ("Alt+BracketRight", 2),
-                       ("Alt+BracketRight", 0), ("Alt+BracketLeft", 2), ("Alt+BracketLeft", 1)]:
+    for key, index in [
+        ("Alt+BracketRight", 1),
+        ("Alt+BracketRight", 2),
+        ("Alt+BracketRight", 0),
+        ("Alt+BracketLeft", 2),
+        ("Alt+BracketLeft", 1),
+    ]:
         session.driver("press", key=key)
         want = FAKE_ITEMS[index]
 
         def shows_it(want: str = want) -> bool:
             return session.state()["ghost"] == want
 
-        wait_for(f"item {index} after {key}", shows_it)
+        wait_until(f"item {index} after {key}", shows_it)
     assert session.text() == base + typed, "cycling must not touch the document"
     session.driver("press", key="Tab")
     expected = base + typed + FAKE_ITEMS[1]
-    wait_for("the second item in the document", lambda: session.text() == expected)
+    wait_until("the second item in the document", lambda: session.text() == expected)
     assert session.save_and_read() == expected

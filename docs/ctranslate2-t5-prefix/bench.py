@@ -22,7 +22,7 @@ import torch
 from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
-from codet5_lsp.inference.conversion import convert_t5_checkpoint
+from codet5_lsp.inference.conversion import convert_to_ctranslate2
 
 REPO = Path(__file__).resolve().parents[2]
 LABMODEL = REPO.parent / "shared/models/labmodel"
@@ -102,7 +102,7 @@ def main() -> None:
             for variant in ("plain", "fixed"):
                 out = args.work / f"{hf_dir.name}-{quant}-{variant}"
                 if not out.exists():
-                    convert_t5_checkpoint(hf_dir, out, quant, parallel_prefix=variant == "fixed")
+                    convert_to_ctranslate2(hf_dir, out, quant, parallel_prefix=variant == "fixed")
                 translator = ctranslate2.Translator(str(out), device="cpu",
                                                     intra_threads=args.threads)
                 for one_pass in (False, True):
