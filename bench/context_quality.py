@@ -620,14 +620,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recall-only", action="store_true", help="skip the model measure")
     parser.add_argument("--cache-dir", type=Path, help="conversion cache (default: user cache)")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    parser.add_argument(
+        "--context-tokens",
+        type=int,
+        default=Q.CONTEXT_TOKENS,
+        help=f"prefix budget of the model measure (default {Q.CONTEXT_TOKENS}; results are "
+        "written only with the default)",
+    )
     args = parser.parse_args(argv)
+    default_budget = args.context_tokens == Q.CONTEXT_TOKENS
+    Q.CONTEXT_TOKENS = args.context_tokens
     use_source_tree()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = run(
         args.case_set, args.limit, args.cache_dir or Q.bench_cache_dir(), args.recall_only
     )
     text = markdown(results)
-    if not args.no_write and args.case_set == "heldout":
+    if not args.no_write and args.case_set == "heldout" and default_budget:
         Q.write_results("context-quality", results, text)
     print(text)
     return 0

@@ -1,8 +1,10 @@
 """Speculation over LSP, and the context budget per device (CPU).
 
-``python -m bench.speculation [--quick] [--part lsp|budget|all]`` writes
-``bench/results/speculation-cpu.{json,md}`` (part ``lsp``) and
-``bench/results/context-budget-cpu.{json,md}`` (part ``budget``).
+``python -m bench.speculation [--quick] [--part lsp|budget|source|all]`` writes
+``bench/results/speculation-cpu.{json,md}`` (part ``lsp``),
+``bench/results/context-budget-cpu.{json,md}`` (part ``budget``) and
+``bench/results/speculation-source-{cpu,cuda}.{json,md}`` (part ``source``, not in ``all``;
+``--device cuda`` runs it on a GPU).
 
 Part ``lsp``: against ``codet5-lsp serve`` (stdio, default settings but no summaries), at
 held-out line starts (the cursor after the indentation of a line whose text was removed):
@@ -20,6 +22,11 @@ its text equals fresh's and the answer with speculation off on a document with t
 history (differing pairs listed). Only cases where S ended at the model's line break can be
 speculated; the others are counted and skipped. The labmodel only: a random-weight model
 never ends a line, so nothing it suggests is speculated.
+
+Part ``source``: ``speculationSource`` "separate" (a background call after the suggestion is
+shown) against "same_call" (the shown request generates the next line too), the lsp flow on
+the same cases with one server each, interleaved: the shown suggestion's latency (the same
+call makes it longer), after-enter latency, its text against fresh, and model calls.
 
 Part ``budget``: the context budget (``maxContextTokens``) at 128, 256 and 384 tokens, in one
 run, through the server's own path (``prompt_for``: context step, token healing, decoder mode;
@@ -58,8 +65,8 @@ from bench.typing import Client
 READ_S = 0.75
 BUDGETS = (128, 256, 384)
 SHAPE = "codet5p-220m-shaped"
-QUICK = {"lsp_cases": 24, "quality_cases": 60, "shape_cases": 6}
-FULL = {"lsp_cases": 60, "quality_cases": 168, "shape_cases": 12}
+QUICK = {"lsp_cases": 24, "quality_cases": 60, "shape_cases": 6, "source_cases": 16}
+FULL = {"lsp_cases": 60, "quality_cases": 168, "shape_cases": 12, "source_cases": 40}
 
 
 def log(msg: str) -> None:
@@ -137,10 +144,12 @@ def _stats(client: Client) -> dict:
     return client.call("workspace/executeCommand", {"command": "codet5.debugStats"})["result"]
 
 
-def start_server(model_folder: Path, options: dict[str, Any]) -> Client:
+def start_server(model_folder: Path, options: dict[str, Any], device: str = "cpu") -> Client:
+    """`codet5-lsp serve` on the model, int8 on CPU (the compute type's default on a GPU)."""
     state = Path(tempfile.mkdtemp(prefix="codet5-bench-spec-"))
+    compute = "int8" if device == "cpu" else "auto"
     client = Client(
-        ["--model", str(model_folder), "--device", "cpu", "--compute-type", "int8"], state
+        ["--model", str(model_folder), "--device", device, "--compute-type", compute], state
     )
     client.call(
         "initialize",
@@ -161,6 +170,98 @@ def start_server(model_folder: Path, options: dict[str, Any]) -> Client:
     return client
 
 
+def _open(client: Client, uri: str, text: str) -> None:
+    client.notify(
+        "textDocument/didOpen",
+        {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
+    )
+
+
+def _close(client: Client, uri: str) -> None:
+    client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+
+
+def warm_up(client: Client, case: Case) -> None:
+    _open(client, "file:///bench/warm.py", case.document)
+    _inline(client, "file:///bench/warm.py", case.document, len(case.prefix))
+    _close(client, "file:///bench/warm.py")
+
+
+def run_case(client: Client, tag: str, case: Case) -> dict:
+    """One case: shown, read, accept, line end, Enter + auto-indent, after-enter, and the same
+    request on a fresh document. A row, or {"skipped": why, "shown_ms": ...} when nothing
+    could be speculated (no suggestion, or not ended at the model's line break)."""
+    uri = f"file:///bench/s{tag}.py"
+    text = case.document
+    _open(client, uri, text)
+    cursor = len(case.prefix)
+    before = _stats(client)
+    shown_ms, item = _inline(client, uri, text, cursor)
+    shown = item.get("insertText")
+    if not shown:
+        _close(client, uri)
+        return {"skipped": "no_suggestion", "shown_ms": _r(shown_ms), "shown": None}
+    time.sleep(READ_S)  # the person reads the ghost text
+    started = _stats(client)["speculationChains"] - before["speculationChains"]
+    if not started:
+        _close(client, uri)  # not ended at the model's line break
+        return {"skipped": "not_a_whole_line", "shown_ms": _r(shown_ms), "shown": shown}
+    text = _insert(client, uri, 2, text, cursor, shown)
+    client.call(
+        "workspace/executeCommand",
+        {"command": item["command"]["command"], "arguments": item["command"]["arguments"]},
+    )
+    end = cursor + len(shown)
+    line_end_ms, line_end_item = _inline(client, uri, text, end)
+    line_start = text.rfind("\n", 0, end) + 1
+    indent = auto_indent(text[line_start:end])
+    text = _insert(client, uri, 3, text, end, "\n" + indent)
+    at = end + 1 + len(indent)
+    mid = _stats(client)
+    after_ms, after_item = _inline(client, uri, text, at)
+    after = _stats(client)
+    # the fresh request sees the same open documents (none) as the speculation did
+    _close(client, uri)
+    fresh_uri = f"file:///bench/f{tag}.py"
+    _open(client, fresh_uri, text)
+    # parsed first, as a document open for a while is (showContext awaits the parse and
+    # leaves no trace); a completion waits at most 50 ms for a tree
+    client.call(
+        "workspace/executeCommand",
+        {
+            "command": "codet5.showContext",
+            "arguments": [{"uri": fresh_uri, "position": _position(text, at)}],
+        },
+    )
+    fresh_ms, fresh_item = _inline(client, fresh_uri, text, at)
+    _close(client, fresh_uri)
+    return {
+        "case": case.id,
+        "shown": shown,
+        "shown_ms": _r(shown_ms),
+        "line_end_ms": _r(line_end_ms),
+        "line_end_item": line_end_item.get("insertText"),
+        "indent": indent,
+        "after_ms": _r(after_ms),
+        "fresh_ms": _r(fresh_ms),
+        "after": after_item.get("insertText"),
+        "fresh": fresh_item.get("insertText"),
+        "after_model_calls": after["modelCalls"] - mid["modelCalls"],
+        # model calls up to the answer after Enter: the shown request's and speculation's
+        "model_calls": mid["modelCalls"] - before["modelCalls"],
+        "speculative_calls": mid["speculativeModelCalls"] - before["speculativeModelCalls"],
+        "same_call_steps": mid["speculationSameCall"] - before["speculationSameCall"],
+        "same_call_fallbacks": mid["speculationSameCallFallbacks"]
+        - before["speculationSameCallFallbacks"],
+        "same_call_block_fallbacks": mid["speculationSameCallBlockFallbacks"]
+        - before["speculationSameCallBlockFallbacks"],
+        "speculation_ms": _r(mid["speculativeMs"] - before["speculativeMs"]),
+        "after_from_speculation": after["speculationHits"] > mid["speculationHits"]
+        or after["speculationBlankLines"] > mid["speculationBlankLines"],
+        "waited": after["speculationWaits"] > mid["speculationWaits"],
+    }
+
+
 def lsp_speed(model_folder: Path, cases: list[Case], intra_threads: int) -> dict:
     client = start_server(
         model_folder,
@@ -169,102 +270,18 @@ def lsp_speed(model_folder: Path, cases: list[Case], intra_threads: int) -> dict
     rows: list[dict] = []
     skipped = {"no_suggestion": 0, "not_a_whole_line": 0}
     try:
-        warm = cases[0]
-        client.notify(
-            "textDocument/didOpen",
-            {
-                "textDocument": {
-                    "uri": "file:///bench/warm.py",
-                    "languageId": "python",
-                    "version": 1,
-                    "text": warm.document,
-                }
-            },
-        )
-        _inline(client, "file:///bench/warm.py", warm.document, len(warm.prefix))
-        client.notify("textDocument/didClose", {"textDocument": {"uri": "file:///bench/warm.py"}})
+        warm_up(client, cases[0])
         for i, case in enumerate(cases[1:]):
-            uri = f"file:///bench/s{i}.py"
-            text = case.document
-            client.notify(
-                "textDocument/didOpen",
-                {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}},
-            )
-            cursor = len(case.prefix)
-            before = _stats(client)
-            shown_ms, item = _inline(client, uri, text, cursor)
-            shown = item.get("insertText")
-            if not shown:
-                skipped["no_suggestion"] += 1
-                client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
+            row = run_case(client, str(i), case)
+            if "skipped" in row:
+                skipped[row["skipped"]] += 1
                 continue
-            time.sleep(READ_S)  # the person reads the ghost text
-            started = _stats(client)["speculativeModelCalls"] - before["speculativeModelCalls"]
-            if not started:
-                skipped["not_a_whole_line"] += 1  # not ended at the model's line break
-                client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-                continue
-            text = _insert(client, uri, 2, text, cursor, shown)
-            client.call(
-                "workspace/executeCommand",
-                {"command": item["command"]["command"], "arguments": item["command"]["arguments"]},
+            without, without_ms = replay_without_speculation(
+                client, i, case, row["shown"], row["indent"]
             )
-            end = cursor + len(shown)
-            line_end_ms, line_end_item = _inline(client, uri, text, end)
-            line_start = text.rfind("\n", 0, end) + 1
-            indent = auto_indent(text[line_start:end])
-            text = _insert(client, uri, 3, text, end, "\n" + indent)
-            at = end + 1 + len(indent)
-            mid = _stats(client)
-            after_ms, after_item = _inline(client, uri, text, at)
-            after = _stats(client)
-            # the fresh request sees the same open documents (none) as the speculation did
-            client.notify("textDocument/didClose", {"textDocument": {"uri": uri}})
-            fresh_uri = f"file:///bench/f{i}.py"
-            client.notify(
-                "textDocument/didOpen",
-                {
-                    "textDocument": {
-                        "uri": fresh_uri,
-                        "languageId": "python",
-                        "version": 1,
-                        "text": text,
-                    }
-                },
-            )
-            # parsed first, as a document open for a while is (showContext awaits the parse
-            # and leaves no trace); a completion waits at most 50 ms for a tree
-            client.call(
-                "workspace/executeCommand",
-                {
-                    "command": "codet5.showContext",
-                    "arguments": [{"uri": fresh_uri, "position": _position(text, at)}],
-                },
-            )
-            fresh_ms, fresh_item = _inline(client, fresh_uri, text, at)
-            client.notify("textDocument/didClose", {"textDocument": {"uri": fresh_uri}})
-            without, without_ms = replay_without_speculation(client, i, case, shown, indent)
-            rows.append(
-                {
-                    "case": case.id,
-                    "shown": shown,
-                    "shown_ms": _r(shown_ms),
-                    "line_end_ms": _r(line_end_ms),
-                    "line_end_item": line_end_item.get("insertText"),
-                    "indent": indent,
-                    "after_ms": _r(after_ms),
-                    "fresh_ms": _r(fresh_ms),
-                    "after": after_item.get("insertText"),
-                    "fresh": fresh_item.get("insertText"),
-                    "without_speculation": without,
-                    "without_speculation_ms": _r(without_ms),
-                    "after_model_calls": after["modelCalls"] - mid["modelCalls"],
-                    "speculation_ms": _r(mid["speculativeMs"] - before["speculativeMs"]),
-                    "after_from_speculation": after["speculationHits"] > mid["speculationHits"]
-                    or after["speculationBlankLines"] > mid["speculationBlankLines"],
-                    "waited": after["speculationWaits"] > mid["speculationWaits"],
-                }
-            )
+            row["without_speculation"] = without
+            row["without_speculation_ms"] = _r(without_ms)
+            rows.append(row)
         final = _stats(client)
     finally:
         client.close()
@@ -343,6 +360,147 @@ def summarize_speed(rows: list[dict], skipped: dict, stats: dict) -> dict:
         "server_counters": stats,
         "rows": rows,
     }
+
+
+# -- part source ----------------------------------------------------------------------------
+
+SOURCES = ("separate", "same_call")
+
+
+def source_comparison(
+    model_folder: Path, cases: list[Case], intra_threads: int, device: str = "cpu"
+) -> dict:
+    """`speculationSource` separate vs same_call on the same cases, in one run: one server
+    per source, the cases interleaved (who goes first alternates), each case's documents
+    closed before the other server's turn (so no background work overlaps)."""
+    clients: dict[str, Client] = {}
+    rows: dict[str, list[dict]] = {src: [] for src in SOURCES}
+    try:
+        for src in SOURCES:
+            clients[src] = start_server(
+                model_folder,
+                {
+                    "requestTimeoutMs": 600_000,
+                    "summariesEnabled": False,
+                    "intraThreads": intra_threads,
+                    "speculationSource": src,
+                },
+                device,
+            )
+            warm_up(clients[src], cases[0])
+        for i, case in enumerate(cases[1:]):
+            for src in SOURCES if i % 2 == 0 else SOURCES[::-1]:
+                rows[src].append(dict(run_case(clients[src], f"{src}{i}", case), case=case.id))
+            log(f"source: case {i + 1}/{len(cases) - 1}")
+        finals = {src: _stats(client) for src, client in clients.items()}
+    finally:
+        for client in clients.values():
+            client.close()
+    out: dict[str, Any] = {src: summarize_source(rows[src], finals[src]) for src in SOURCES}
+    pairs = list(zip(rows["separate"], rows["same_call"]))
+    out["cases"] = len(pairs)
+    out["same_shown_text"] = sum(a["shown"] == b["shown"] for a, b in pairs)
+    out["shown_differences"] = [
+        {"case": a["case"], "separate": a["shown"], "same_call": b["shown"]}
+        for a, b in pairs
+        if a["shown"] != b["shown"]
+    ]
+    return out
+
+
+def summarize_source(rows: list[dict], stats: dict) -> dict:
+    spec = [r for r in rows if "skipped" not in r]
+    shown = [r["shown_ms"] for r in rows if r["shown"] is not None]
+    calls = [r["model_calls"] + r["speculative_calls"] for r in spec]
+    return {
+        "cases": len(rows),
+        "with_suggestion": len(shown),
+        "speculated": len(spec),
+        "shown_p50_ms": _r(percentile(shown, 50)),
+        "shown_p95_ms": _r(percentile(shown, 95)),
+        "after_enter_p50_ms": _r(percentile([r["after_ms"] for r in spec], 50)),
+        "after_enter_p95_ms": _r(percentile([r["after_ms"] for r in spec], 95)),
+        "fresh_p50_ms": _r(percentile([r["fresh_ms"] for r in spec], 50)),
+        "served_without_model_call": sum(r["after_model_calls"] == 0 for r in spec),
+        "same_text": sum(r["after"] == r["fresh"] for r in spec),
+        "same_text_share": _r(sum(r["after"] == r["fresh"] for r in spec) / len(spec), 3)
+        if spec
+        else None,
+        "model_calls_to_after_enter": sum(calls),
+        "model_calls_per_speculated_case": _r(statistics.fmean(calls), 2) if calls else None,
+        "same_call_steps": sum(r["same_call_steps"] for r in spec),
+        "same_call_fallbacks": sum(r["same_call_fallbacks"] for r in spec),
+        "same_call_block_fallbacks": sum(r["same_call_block_fallbacks"] for r in spec),
+        "speculation_ms_p50": _r(percentile([r["speculation_ms"] for r in spec], 50)),
+        "differences": [
+            {k: r[k] for k in ("case", "shown", "indent", "after", "fresh")}
+            for r in spec
+            if r["after"] != r["fresh"]
+        ],
+        "server_counters": stats,
+        "rows": rows,
+    }
+
+
+def source_markdown(r: dict) -> str:
+    c = r["source"]
+    sep, same = c["separate"], c["same_call"]
+    lines = [
+        f"# Speculation source: separate call vs same call ({r['device']})",
+        "",
+        f"Run {r['started']}, {r['runtime_s']} s, load average at start "
+        f"{r['load_average']}; labmodel int8, intraThreads {r['intra_threads']}, server "
+        "defaults otherwise (debounce on, speculation depth 1, summaries off), one server per "
+        "`speculationSource`, the same held-out line starts interleaved. Per case: the shown "
+        f"suggestion, read {READ_S} s, accept (didChange + `codet5.accepted` + the line-end "
+        "request), Enter with auto-indent, the request there (**after Enter**), and the same "
+        "request on a fresh document (**fresh**, on the same server).",
+        "",
+        "| | separate | same_call |",
+        "|---|---|---|",
+        f"| shown suggestion p50 / p95 (ms) | {sep['shown_p50_ms']} / {sep['shown_p95_ms']} "
+        f"| {same['shown_p50_ms']} / {same['shown_p95_ms']} |",
+        f"| after accept + Enter p50 / p95 (ms) | {sep['after_enter_p50_ms']} / "
+        f"{sep['after_enter_p95_ms']} | {same['after_enter_p50_ms']} / "
+        f"{same['after_enter_p95_ms']} |",
+        f"| fresh request p50 (ms) | {sep['fresh_p50_ms']} | {same['fresh_p50_ms']} |",
+        f"| after Enter = fresh text | {sep['same_text']} of {sep['speculated']} "
+        f"({sep['same_text_share']}) | {same['same_text']} of {same['speculated']} "
+        f"({same['same_text_share']}) |",
+        f"| served without a model call | {sep['served_without_model_call']} of "
+        f"{sep['speculated']} | {same['served_without_model_call']} of {same['speculated']} |",
+        f"| model calls up to the answer after Enter (per speculated case) | "
+        f"{sep['model_calls_to_after_enter']} ({sep['model_calls_per_speculated_case']}) | "
+        f"{same['model_calls_to_after_enter']} ({same['model_calls_per_speculated_case']}) |",
+        f"| next lines from the shown request / fell back to a call (of which: a block at "
+        f"the fork) | {sep['same_call_steps']} / {sep['same_call_fallbacks']} "
+        f"({sep['same_call_block_fallbacks']}) | {same['same_call_steps']} / "
+        f"{same['same_call_fallbacks']} ({same['same_call_block_fallbacks']}) |",
+        f"| speculative engine ms per case p50 | {sep['speculation_ms_p50']} | "
+        f"{same['speculation_ms_p50']} |",
+        "",
+        f"- cases: {c['cases']}; with a suggestion: {sep['with_suggestion']} / "
+        f"{same['with_suggestion']}; speculated (ended at the model's line break): "
+        f"{sep['speculated']} / {same['speculated']}",
+        f"- shown text identical between the two servers: **{c['same_shown_text']} of "
+        f"{c['cases']}**",
+        "- shown latency is over every case with a suggestion (the same call lengthens every "
+        "eligible request, speculated or not); the others over the speculated cases.",
+        f"- server counters at the end, separate: `{json.dumps(sep['server_counters'])}`",
+        f"- same_call: `{json.dumps(same['server_counters'])}`",
+        "",
+    ]
+    for d in c["shown_differences"]:
+        lines.append(f"- shown differs at `{d['case']}`: {d['separate']!r} vs {d['same_call']!r}")
+    for name, s in (("separate", sep), ("same_call", same)):
+        if s["differences"]:
+            lines += ["", f"Differences after Enter vs fresh ({name}):", ""]
+            for d in s["differences"]:
+                lines.append(
+                    f"- `{d['case']}` shown {d['shown']!r}, auto-indent {d['indent']!r}: "
+                    f"{d['after']!r} vs fresh {d['fresh']!r}"
+                )
+    return "\n".join(lines) + "\n"
 
 
 # -- part budget ------------------------------------------------------------------------------
@@ -546,12 +704,23 @@ def budget_markdown(r: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.speculation", description=__doc__)
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--part", choices=["lsp", "budget", "all"], default="all")
+    parser.add_argument(
+        "--part",
+        choices=["lsp", "budget", "source", "all"],
+        default="all",
+        help="source: speculationSource separate vs same_call (not part of all)",
+    )
     parser.add_argument(
         "--intra-threads",
         type=int,
         default=1,
         help="CTranslate2 threads (1: on the busy 2-core machine, as bench.typing)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        default="cpu",
+        help="part source only: where the servers generate (results named after it)",
     )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args(argv)
@@ -577,6 +746,21 @@ def main(argv: list[str] | None = None) -> int:
         print(text)
         if not args.no_write:
             write_results("speculation-cpu", report, text)
+    if args.part == "source":
+        began = time.perf_counter()
+        cases = load_cases(kind="line_start")[: sizes["source_cases"] + 1]
+        log(f"source: labmodel, {len(cases) - 1} cases, {' vs '.join(SOURCES)}")
+        report = dict(
+            common,
+            source=source_comparison(lab, cases, args.intra_threads, args.device),
+        )
+        if args.device != "cpu":
+            report["device"] = args.device  # (cpu_description names the host's CPU)
+        report["runtime_s"] = round(time.perf_counter() - began, 1)
+        text = source_markdown(report)
+        print(text)
+        if not args.no_write:
+            write_results(f"speculation-source-{args.device}", report, text)
     if args.part in ("budget", "all"):
         began = time.perf_counter()
         shape = shape_folder(cache) if sizes["shape_cases"] else None

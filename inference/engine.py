@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,6 +44,7 @@ from codet5_lsp.inference.models import (
     resolve_model,
     storage_quantization,
 )
+from codet5_lsp.inference.prompts import StopRule, line_stop_rule
 from codet5_lsp.inference.scheduler import URGENT_WORK, Job, JobQueue, wait_for_no_urgent_work
 from codet5_lsp.inference.tokenizer import CodeTokenizer
 
@@ -342,6 +344,10 @@ class CompletionEngine(EngineRequests):
         for i, (req, seq) in enumerate(zip(requests, sequences)):
             seq = seq[: req.max_new_tokens]
             reason = stopped[i] or ("length" if len(seq) >= req.max_new_tokens else "eos")
+            if reason not in ("cancelled", "preempted"):
+                first_line = self._first_line_cut(req, seq)
+                if first_line is not None:
+                    seq, reason = first_line
             if reason == "preempted":
                 results.append(None)
                 continue
@@ -448,15 +454,21 @@ class CompletionEngine(EngineRequests):
         cut where the stop rule fires and with the healed text removed from its front."""
         finals: list[tuple[list[str], str, str]] = []
         seen: set[str] = set()
+        line_request = _line_request(request)
         for hyp in hyps:
             tokens, reason = self._cut(request, forced + hyp)
             text = self.tokenizer.decode_tokens(tokens)
-            if not text.startswith(removed_text):
+            # Alternatives are told apart by what is shown: with a "next_line" rule, the
+            # first line as a "line" request cuts it (the same alternatives either way).
+            shown = text
+            if line_request is not None:
+                shown = self.tokenizer.decode_tokens(self._cut(line_request, forced + hyp)[0])
+            if not shown.startswith(removed_text):
                 continue  # an alternative that does not reproduce the typed text
-            text = text[len(removed_text) :]
-            if text in seen:
+            text, shown = text[len(removed_text) :], shown[len(removed_text) :]
+            if shown in seen:
                 continue
-            seen.add(text)
+            seen.add(shown)
             finals.append((tokens, text, reason))
             if len(finals) >= max(1, request.alternatives):
                 break
@@ -477,6 +489,9 @@ class CompletionEngine(EngineRequests):
 
     def _cut(self, request: GenerationRequest, tokens: list[str]) -> tuple[list[str], str]:
         """Tokens up to where generation would have stopped, and why."""
+        first_line = self._first_line_cut(request, tokens)
+        if first_line is not None:
+            return first_line
         specials = self.healer.special
         for i, token in enumerate(tokens):
             if token in specials:  # eos or an end token (returned with return_end_token)
@@ -487,6 +502,19 @@ class CompletionEngine(EngineRequests):
             if rule is not None and rule(self.tokenizer.decode_tokens(tokens[: i + 1])):
                 return tokens[: i + 1], "stop_rule"
         return tokens, "eos"
+
+    def _first_line_cut(
+        self, request: GenerationRequest, tokens: list[str]
+    ) -> tuple[list[str], str] | None:
+        """With a "next_line" rule: a first line that ran past its own budget is cut there,
+        as a "line" request with that budget cuts it ("length"), so the shown line does not
+        depend on asking for the next one too; None otherwise (the first line ended at a
+        line break or at eos within its budget, where the "next_line" cut agrees)."""
+        line_request = _line_request(request)
+        if line_request is None:
+            return None
+        cut, reason = self._cut(line_request, tokens)
+        return (cut, reason) if reason == "length" else None
 
     def _constrained_token(
         self,
@@ -629,6 +657,20 @@ class CompletionEngine(EngineRequests):
 
 # Constrained steps before giving up on a prompt tail the model will not reproduce.
 MAX_CONSTRAINED_STEPS = 8
+
+
+def _line_request(request: GenerationRequest) -> GenerationRequest | None:
+    """For a request with a "next_line" stop rule (prompts.StopRule), the "line" request
+    its first line must agree with: the first line's own budget, plus the healed tokens a
+    line request also gets (prompts.build_completion_request); else None."""
+    rule = request.stop_rule
+    if not isinstance(rule, StopRule) or rule.kind != "next_line" or rule.line_tokens <= 0:
+        return None
+    return replace(
+        request,
+        stop_rule=line_stop_rule,
+        max_new_tokens=rule.line_tokens + len(request.heal_tokens),
+    )
 
 
 def _plain(request: GenerationRequest) -> bool:

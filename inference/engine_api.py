@@ -9,8 +9,9 @@ modes and special tokens stay on this side.
 
 Requests and results are dataclasses; they are serialised field by field (every field of
 `GenerationRequest` and `GenerationResult`, whatever fields are added later), except the
-stop rule, which is a `StopRule` (kind, base_indent) in transit. Tuples become JSON lists and
-are turned back into tuples by looking at the field's default.
+stop rule, which is a `StopRule` (kind, base_indent; line_tokens for "next_line") in
+transit. Tuples become JSON lists and are turned back into tuples by looking at the field's
+default.
 """
 
 from __future__ import annotations
@@ -137,22 +138,32 @@ def stop_rule_to_json(rule: Any) -> dict[str, Any] | None:
     if not isinstance(rule, StopRule):
         raise RequestFormatError(
             f"stop rule {rule!r} cannot be sent to a remote engine "
-            "(use prompts.line_stop_rule or block_stop_rule)"
+            "(use prompts.line_stop_rule, block_stop_rule or next_line_stop_rule)"
         )
-    return {"kind": rule.kind, "base_indent": rule.base_indent}
+    out: dict[str, Any] = {"kind": rule.kind, "base_indent": rule.base_indent}
+    if rule.kind == "next_line":  # "line" and "block" travel as they always have
+        out["line_tokens"] = rule.line_tokens
+    return out
+
+
+STOP_RULE_KINDS = ("line", "block", "next_line")
 
 
 def stop_rule_from_json(data: Any) -> StopRule | None:
     if data is None:
         return None
-    if not isinstance(data, dict) or data.get("kind") not in ("line", "block"):
+    if not isinstance(data, dict) or data.get("kind") not in STOP_RULE_KINDS:
         raise RequestFormatError(
-            f"stop_rule: expected {{'kind': 'line'|'block', 'base_indent': int}}, got {data!r}"
+            "stop_rule: expected {'kind': 'line'|'block'|'next_line', 'base_indent': int, "
+            f"'line_tokens': int}}, got {data!r}"
         )
-    indent = data.get("base_indent", 0)
-    if not isinstance(indent, int) or isinstance(indent, bool):
-        raise RequestFormatError(f"stop_rule.base_indent: expected an integer, got {indent!r}")
-    return StopRule(data["kind"], indent)
+    numbers = {}
+    for name in ("base_indent", "line_tokens"):
+        value = data.get(name, 0)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise RequestFormatError(f"stop_rule.{name}: expected an integer, got {value!r}")
+        numbers[name] = value
+    return StopRule(data["kind"], numbers["base_indent"], numbers["line_tokens"])
 
 
 def request_to_json(request: GenerationRequest) -> dict[str, Any]:

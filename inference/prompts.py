@@ -237,21 +237,30 @@ def build_summary_request(
 class StopRule:
     """When generation ends early: called with the text generated so far (True: stop).
 
-    Plain data (`kind`, `base_indent`) rather than a closure, so a request can travel to a
-    remote engine (inference/engine_api.py serialises it as these two fields).
+    Plain data (`kind`, `base_indent`, `line_tokens`) rather than a closure, so a request can
+    travel to a remote engine (inference/engine_api.py serialises it as these fields).
 
     - "line": stop at the first line end; a single-line completion is complete there.
     - "block": stop a multi-line completion once a finished line returns to `base_indent` or
       less. The block started at the cursor has body lines indented deeper than its opener; a
       non-empty line at or left of the opener's indentation means the block has ended.
+    - "next_line": stop at the end of the line after the first: a line suggestion and the
+      model's next line in one call (speculation's same-call source, server/speculation.py).
+      `line_tokens` (> 0) is the first line's own budget: the engine ends a first line that
+      has not ended within it exactly where a "line" request with that budget would, so the
+      shown line is the same whichever way the next line is computed (engine.py,
+      `_first_line_cut`).
     """
 
-    kind: Literal["line", "block"]
+    kind: Literal["line", "block", "next_line"]
     base_indent: int = 0
+    line_tokens: int = 0
 
     def __call__(self, generated: str) -> bool:
         if self.kind == "line":
             return "\n" in generated
+        if self.kind == "next_line":
+            return generated.count("\n") >= 2
         lines = generated.split("\n")
         for line in lines[1:-1]:  # complete lines after the first
             if line.strip() and len(line) - len(line.lstrip()) <= self.base_indent:
@@ -265,3 +274,8 @@ line_stop_rule = StopRule("line")
 def block_stop_rule(base_indent: int) -> StopRule:
     """Stop a multi-line completion once a finished line returns to `base_indent` or less."""
     return StopRule("block", base_indent)
+
+
+def next_line_stop_rule(line_tokens: int) -> StopRule:
+    """Stop at the end of the second line; the first line keeps its own `line_tokens` budget."""
+    return StopRule("next_line", line_tokens=line_tokens)

@@ -20,13 +20,19 @@ from typing import TYPE_CHECKING
 
 from codet5_lsp.inference.engine_api import Engine
 from codet5_lsp.inference.generation import GenerationRequest, Mode
-from codet5_lsp.inference.prompts import CompletionQuery, StopRule, block_stop_rule, line_stop_rule
+from codet5_lsp.inference.prompts import (
+    CompletionQuery,
+    StopRule,
+    block_stop_rule,
+    line_stop_rule,
+    next_line_stop_rule,
+)
 from codet5_lsp.server.context import CompletionContext, build_completion_context
 from codet5_lsp.server.debounce import AdaptiveDebouncer
 from codet5_lsp.server.documents import Document
 from codet5_lsp.server.postprocess import postprocess
 from codet5_lsp.server.settings import Settings
-from codet5_lsp.server.speculation import Speculator, ends_line
+from codet5_lsp.server.speculation import Speculator, ends_line, split_next_line
 from codet5_lsp.server.typethrough import TypeThroughCache
 
 if TYPE_CHECKING:
@@ -77,10 +83,12 @@ class Suggestion:
         return [self.text, *self.alternatives]
 
 
-def stop_rule_for(ctx: CompletionContext) -> StopRule:
-    """Single line: stop at the line end. Block: stop when a later line dedents out of it."""
+def stop_rule_for(ctx: CompletionContext, line_tokens: int = 0) -> StopRule:
+    """Single line: stop at the line end (`line_tokens` > 0: at the end of the next line,
+    the first keeping that budget: the same-call speculation source). Block: stop when a
+    later line dedents out of it."""
     if not ctx.multiline:
-        return line_stop_rule
+        return next_line_stop_rule(line_tokens) if line_tokens > 0 else line_stop_rule
     indent = len(ctx.line_prefix) - len(ctx.line_prefix.lstrip())
     if ctx.line_prefix.strip():  # the opener is on the cursor's line: body is deeper
         return block_stop_rule(indent)
@@ -207,7 +215,11 @@ class CompletionPipeline:
         await doc.parse_cooperatively(budget_s=PARSE_WAIT_S)
         if cancel.is_set() or doc.edit_count != edits_seen:
             return None
-        ctx, mode, request = prompt_for(doc, position, engine, settings, open_documents)
+        # The same-call source: this request also generates the line after the shown one.
+        same_call = speculator.same_call_wanted(doc, offset, engine.device)
+        ctx, mode, request = prompt_for(
+            doc, position, engine, settings, open_documents, next_line=same_call
+        )
         if ctx.in_string_or_comment and ctx.mid_line:
             return None
         self.model_calls += 1
@@ -243,8 +255,13 @@ class CompletionPipeline:
             alternatives=tuple(others),
             healed=result.healed,
         )
-        if not ctx.multiline and ends_line(result.text, final, result.stop_reason):
-            speculator.after_shown(doc, offset, final, suggestion.id, open_documents)
+        # Post-processing trims a single-line answer to its first line, so a same-call result
+        # shows the same text; its next line, if any, is the speculation's first answer.
+        raw, reason, next_line = result.text, result.stop_reason, None
+        if getattr(request.stop_rule, "kind", None) == "next_line":
+            raw, reason, next_line = split_next_line(raw, reason)
+        if not ctx.multiline and ends_line(raw, final, reason):
+            speculator.after_shown(doc, offset, final, suggestion.id, open_documents, next_line)
         return suggestion
 
     @staticmethod
@@ -285,11 +302,15 @@ def prompt_for(
     engine: Engine,
     settings: Settings,
     open_documents: Sequence[Document] = (),
+    *,
+    next_line: bool = False,
 ) -> tuple[CompletionContext, Mode, GenerationRequest]:
     """(context, mode, request) of a completion at `position`: the one path from the
     document to the model call, shared by completions and `codet5.showContext` (which shows
     exactly what this request holds). The context goes to the engine as text
-    (`CompletionQuery`); the engine makes the tokens, with its model's own conventions."""
+    (`CompletionQuery`); the engine makes the tokens, with its model's own conventions.
+    `next_line`: a single-line request also generates the line after it, with twice the
+    line budget (the same-call speculation source; server/speculation.py)."""
     mode = engine.completion_mode(settings.completion_mode)
     # Only the infill prompt shows the model the text after the cursor: other modes skip
     # fitting it (one tokenizer call, ~10% of the context step).
@@ -303,9 +324,11 @@ def prompt_for(
         suffix=without_lone_surrogates(ctx.suffix),
         max_prefix_tokens=budget,
         max_suffix_tokens=suffix_tokens,
-        max_new_tokens=settings.max_multiline_tokens if ctx.multiline else settings.max_new_tokens,
+        max_new_tokens=settings.max_multiline_tokens
+        if ctx.multiline
+        else settings.max_new_tokens * (2 if next_line else 1),
         mode_setting=settings.completion_mode,
-        stop_rule=stop_rule_for(ctx),
+        stop_rule=stop_rule_for(ctx, settings.max_new_tokens if next_line else 0),
         heal=settings.token_healing,
         alternatives=alternatives_for(engine, settings),
         decoder_marker=settings.decoder_marker,

@@ -11,9 +11,10 @@ lines of the enclosing class, module and class constants, the lines right after 
 from other open documents.
 
 Each such line is a *unit*. A unit is worth the identifiers it adds that the context does not
-already hold, each weighted by how often it occurs in the code around the cursor (a
-frequently used name is more likely in the next line); it costs its tokens (plus those of its
-parent: a method needs its class's header line). Units are picked greedily by value per
+already hold, each weighted by how likely the next line is to need it (`name_weights`: the
+more often it occurs in the code around the cursor, the more; and many times more when the
+lines right after the cursor's use it); it costs its tokens (plus those of its parent: a
+method needs its class's header line). Units are picked greedily by value per
 token within the head budget, then laid out as code in the file's own language: other files'
 signatures under a comment naming the file, the imports, then the file's definitions in file
 order with their indentation (a skeleton of the file), then the lines after the cursor.
@@ -31,7 +32,7 @@ from __future__ import annotations
 import heapq
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
     from codet5_lsp.server.documents import Document
 
 CountTokens = Callable[[str], int]
+Weights = Mapping[bytes, float]
 
 # Part kinds, in the order they appear in the prompt (see CompletionContext.prefix_parts).
 OTHER_FILES = "other_files"
@@ -63,13 +65,15 @@ WINDOW = "cursor_window"
 SUFFIX = "suffix"
 
 FOLLOWING = "after_cursor"
-# The next lines after the cursor's (what the code goes on to use) are candidates too, their
-# names weighted FOLLOWING_BONUS more, falling off linearly over the lines. They go last, just
-# before the window: placed first they scored lower on the development set (docs/
+# The next lines after the cursor's (what the code goes on to use) are candidates too. They go
+# last, just before the window: placed first they scored lower on the development set (docs/
 # context-selection.md).
 FOLLOWING_LINES = 25
-FOLLOWING_BONUS = 20.0
 FOLLOWING_FIRST = False
+# A name's weight (name_weights): its count around the cursor, times 1 + FOLLOWING_NEED / k
+# when the k-th line after the cursor's uses it: on the development set a name the next line
+# uses was needed about 20 times as often as others (docs/context-selection.md, "Weights").
+FOLLOWING_NEED = 100.0
 REGION_BYTES = 12_000  # the top-level items this close to the cursor are scanned
 MAX_HEADER_LINES = 6  # a signature longer than this is cut (it is a hint, not the code)
 MAX_UNIT_CHARS = 240  # a unit line longer than this is not worth its tokens
@@ -116,7 +120,6 @@ class Unit:
     parent: tuple[str, int] | None = None
     source: str = ""
     python_stub: bool = False  # a Python signature: gets " ..." when nothing follows it
-    bonus: float = 0.0  # extra weight per new name (lines right after the cursor)
 
 
 # ---- units of one member (cached by its bytes) ----------------------------------------------
@@ -308,6 +311,21 @@ def _expanded_item(doc: "Document", item: "tree_sitter.Node", spec: LanguageSpec
     return doc.context_cache.retrieval_items.get_or_compute((item.type, data), compute)
 
 
+def name_weights(counts: Counter, following: Sequence[tuple[int, frozenset[bytes]]]) -> Weights:
+    """How much each name is worth to the context (what `choose_units` adds up): about how
+    likely the rest of the line is to need it. `counts`: its occurrences around the cursor;
+    `following`: (k, names) of the k-th line after the cursor's, nearest first. A name
+    missing from the result weighs UNSEEN_WEIGHT."""
+    weights = {name: n + UNSEEN_WEIGHT for name, n in counts.items()}
+    seen: set[bytes] = set()
+    for distance, names in following:
+        factor = 1.0 + FOLLOWING_NEED / distance
+        for name in names - seen:  # the nearest use counts
+            weights[name] = weights.get(name, UNSEEN_WEIGHT) * factor
+        seen |= names
+    return weights
+
+
 def region_counts(doc: "Document", cursor_byte: int, scan_bytes: int) -> Counter:
     """Identifier counts of the code within about scan_bytes / 2 of the cursor (one regex
     pass in C; keywords and one-letter names never reach a unit, so they are left in)."""
@@ -326,20 +344,21 @@ def document_units(
     window_start: int,
     scan_bytes: int = REGION_BYTES,
     following_lines: int = FOLLOWING_LINES,
-) -> tuple[list[Unit], Counter]:
-    """Units of `doc` outside the window [window_start, offset), and the identifier counts
-    of the code around the cursor (the weights): the members of the top-level items within
-    about `scan_bytes` of the cursor (a long class: its members within that range), the
-    imports, and the `following_lines` lines after the cursor's."""
+) -> tuple[list[Unit], Weights]:
+    """Units of `doc` outside the window [window_start, offset), and the weights of the
+    names (`name_weights`: from the code around the cursor and the lines after it). Units:
+    the members of the top-level items within about `scan_bytes` of the cursor (a long
+    class: its members within that range), the imports, and the `following_lines` lines
+    after the cursor's."""
     spec = spec_for(doc.language_id)
     tree = doc.tree if spec is not None else None
     if tree is None or spec is None:
-        return [], Counter()
+        return [], {}
     root = tree.root_node
     cursor = doc.byte_offset_of(offset)
     anchor = top_level_item_at(root, cursor)
     if anchor is None:
-        return [], Counter()
+        return [], {}
     window_row, cursor_row = doc.line_of(window_start), doc.line_of(offset)
     near = (cursor - scan_bytes // 2, cursor + scan_bytes // 2)
     counts = region_counts(doc, cursor, scan_bytes)
@@ -372,20 +391,21 @@ def document_units(
                     stub and row not in enclosing,
                 )
             )
+    following: list[tuple[int, frozenset[bytes]]] = []
     if following_lines > 0:
         last = min(line_count - 1, cursor_row + following_lines)
         for r in range(cursor_row + 1, last + 1):
             text = doc.line_text(r)
             if text.strip() and len(text) <= MAX_UNIT_CHARS:
-                bonus = FOLLOWING_BONUS * (1.0 - (r - cursor_row - 1) / following_lines)
                 ids = _line_identifiers(doc, text)
-                units.append(Unit(("", r), FOLLOWING, text, ids, None, "", False, bonus))
+                following.append((r - cursor_row, ids))
+                units.append(Unit(("", r), FOLLOWING, text, ids))
     for start, text in import_nodes(doc):
         if start < window_start:
             units.append(
                 Unit(("", doc.line_of(start)), IMPORTS, text, _line_identifiers(doc, text))
             )
-    return units, counts
+    return units, name_weights(counts, following)
 
 
 # ---- candidates from other open documents --------------------------------------------------
@@ -517,10 +537,11 @@ def imported_names(doc: "Document", window_start: int, offset: int) -> list[byte
 
 # ---- choosing and laying out ---------------------------------------------------------------
 def choose_units(
-    units: Sequence[Unit], weights: Counter, covered: frozenset[bytes] | set, budget_chars: float
+    units: Sequence[Unit], weights: Weights, covered: frozenset[bytes] | set, budget_chars: float
 ) -> list[Unit]:
     """Greedy by value per character (lazy: a unit's value only falls as names get covered):
-    value = sum of the weights of the names it adds; a unit's parent is taken with it."""
+    value = sum of the weights of the names it adds (UNSEEN_WEIGHT for a name `weights`
+    lacks); a unit's parent is taken with it."""
     by_order = {u.order: u for u in units}
     covered = set(covered)
     chosen: dict[tuple[str, int], Unit] = {}
@@ -535,8 +556,7 @@ def choose_units(
         return total
 
     def value(unit: Unit) -> float:
-        new = unit.ids - covered
-        return sum(map(weights.__getitem__, new)) + len(new) * (UNSEEN_WEIGHT + unit.bonus)
+        return sum(weights.get(name, UNSEEN_WEIGHT) for name in unit.ids - covered)
 
     heap = [(-value(u) / cost(u), i) for i, u in enumerate(units)]
     heapq.heapify(heap)

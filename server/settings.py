@@ -10,6 +10,7 @@ from typing import Any, Literal, get_args, get_type_hints
 from codet5_lsp.server.errors import InvalidParamsError
 
 CompletionMode = Literal["auto", "decoder", "seq2seq", "infill"]
+SpeculationSource = Literal["auto", "separate", "same_call"]
 Device = Literal["auto", "cpu", "cuda"]
 ComputeType = Literal[
     "auto",
@@ -57,6 +58,11 @@ class Settings:
     # for the model. Depth: lines computed ahead of the one shown (1 or 2; 0 is off too).
     speculation: bool = True
     speculation_depth: int = 1
+    # Where the speculated next line comes from: "separate", a background model call on the
+    # document as it would be after accept + Enter; "same_call", the shown request itself
+    # generates on to the end of the next line; "auto": per device
+    # (speculation.SOURCE_BY_DEVICE, from bench/results/speculation-source-cpu.md).
+    speculation_source: SpeculationSource = "auto"
     summary_model: str = DEFAULT_SUMMARY_MODEL
     summary_max_tokens: int = 48
     summaries_enabled: bool = True

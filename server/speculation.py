@@ -25,6 +25,18 @@ hypothetical state cancels the chain. A real request that arrives while a matchi
 speculation still runs waits for it instead of starting a second model call, and the
 editor's accept signal (`codet5.accepted`) moves it to urgent priority if it has not started.
 
+Where the next line comes from (`speculationSource`): "separate" is the above, a second
+model call on the forked document. "same_call" asks the shown request itself for two lines
+(inference/prompts.py's "next_line" stop rule, twice the line budget): the first line is
+post-processed and shown exactly as a one-line request's (the engine cuts it with the line's
+own budget, and post-processing trims to the first line), and the model's next line becomes
+the first step's answer, post-processed in the forked document's context by the same path
+with only the model call skipped. The model's line carries its own indentation: when it
+starts with the editor's auto-indent the answer is the rest; otherwise (a dedent, a blank
+line at column 0), or where the forked cursor asks for a block, or when the second line did
+not finish, the step makes the separate call after all. Deeper steps always do. "auto"
+chooses per device (SOURCE_BY_DEVICE).
+
 After an accept, the editor asks again at the end of the accepted line. The model ended that
 line (the suggestion stopped at its line break), so the chain answers "no suggestion" there
 without a model call: that request would otherwise delay the speculation it is waiting for.
@@ -39,7 +51,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from codet5_lsp.inference.generation import Priority
 
@@ -49,6 +61,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 2
+
+Source = Literal["separate", "same_call"]
+# `speculationSource: auto` per device. CPU: "separate". Measured over LSP with the labmodel
+# (bench/results/speculation-source-cpu.md): the same call makes every eligible shown
+# suggestion wait for a second line, and on CPU each generated token costs about as much as
+# it does in the separate background call, which mostly runs while the user reads.
+# cuda: not measured (no GPU in that run); the issue's idea is that a GPU decodes the extra
+# line for little more than the first, which `python -m bench.speculation --part source` on a
+# GPU would show. Until then, the measured path.
+SOURCE_BY_DEVICE: dict[str, Source] = {"cpu": "separate", "cuda": "separate"}
+
+
+def resolve_source(setting: str, device: str) -> Source:
+    """The source a `speculationSource` setting means on `device` ("auto": per device)."""
+    if setting in ("separate", "same_call"):
+        return setting  # type: ignore[return-value]
+    return SOURCE_BY_DEVICE.get(device, "separate")
+
+
 # How much of the hypothetical text before the cursor is compared with the real document:
 # the type-through cache's own key window (typethrough.PREFIX_KEY_CHARS), plus a margin for
 # a cursor still inside the shown line (typing along it, or at its end after an accept).
@@ -75,6 +106,9 @@ class Step:
     job: tuple[Future, threading.Event] | None = None
     outcome: asyncio.Future | None = None  # resolves to the engine future that answered
     promoted: bool = False
+    # The model's next line from the shown request (same-call source): its raw text from
+    # column 0, its own indentation and line break included; None: a model call computes it.
+    given: str | None = None
 
     @property
     def done(self) -> bool:
@@ -159,6 +193,10 @@ class Speculator:
         self.line_ends = 0  # requests at the end of an accepted line, answered at once
         self.blank_lines = 0  # requests on a new line the model leaves blank, answered at once
         self.promotions = 0
+        self.chains_started = 0
+        self.same_call = 0  # steps answered from the shown request's own next line
+        self.same_call_fallbacks = 0  # given next lines not usable: a model call instead
+        self.same_call_block_fallbacks = 0  # ... because the forked cursor asks for a block
         self.total_ms = 0.0  # engine ms of every finished or cancelled speculative job
         self.served_ms = 0.0  # engine ms of the speculations that were served
 
@@ -171,6 +209,17 @@ class Speculator:
             return 0
         return max(0, min(MAX_DEPTH, int(getattr(settings, "speculation_depth", 1))))
 
+    def same_call_wanted(self, doc: "Document", offset: int, device: str) -> bool:
+        """Whether a real request at `offset` should also generate the next line (the
+        same-call source): speculation on, the source for `device` is "same_call", and the
+        rest of the line is blank (only then is a line suggestion speculated)."""
+        if self.depth <= 0:
+            return False
+        source = getattr(self.pipeline.settings, "speculation_source", "auto")
+        return resolve_source(source, device) == "same_call" and rest_of_line_is_blank(
+            doc.text, offset
+        )
+
     def counters(self) -> dict[str, float]:
         pending = sum(s.model_ms for c in self.chains.values() for s in c.steps if not s.served)
         return {
@@ -180,6 +229,10 @@ class Speculator:
             "speculationLineEnds": self.line_ends,
             "speculationBlankLines": self.blank_lines,
             "speculationPromotions": self.promotions,
+            "speculationChains": self.chains_started,
+            "speculationSameCall": self.same_call,
+            "speculationSameCallFallbacks": self.same_call_fallbacks,
+            "speculationSameCallBlockFallbacks": self.same_call_block_fallbacks,
             "speculativeMs": round(self.total_ms, 1),
             "discardedSpeculativeMs": round(max(0.0, self.total_ms - self.served_ms - pending), 1),
         }
@@ -295,12 +348,15 @@ class Speculator:
         text: str,
         suggestion_id: str,
         open_documents: Sequence["Document"] = (),
+        next_line: str | None = None,
     ) -> None:
         """A suggestion `text` that ends at the model's line break was shown at `offset`:
-        speculate the line after it (unless that state is already speculated). Never raises:
-        the suggestion it follows is answered whatever happens here."""
+        speculate the line after it (unless that state is already speculated). `next_line`:
+        the model's next line from the same call (`split_next_line`), used instead of a model
+        call where it fits. Never raises: the suggestion it follows is answered whatever
+        happens here."""
         try:
-            self._after_shown(doc, offset, text, suggestion_id, open_documents)
+            self._after_shown(doc, offset, text, suggestion_id, open_documents, next_line)
         except Exception:
             log.exception("speculation not started")
 
@@ -311,6 +367,7 @@ class Speculator:
         text: str,
         suggestion_id: str,
         open_documents: Sequence["Document"],
+        next_line: str | None = None,
     ) -> None:
         depth = self.depth
         if depth <= 0 or not text or "\n" in text:
@@ -336,7 +393,8 @@ class Speculator:
         line_start = whole.rfind("\n", 0, offset) + 1
         indent = auto_indent(whole[line_start:offset] + text, self._indent_unit(doc, offset))
         fork = doc.fork_with_insert(offset, text + "\n" + indent)
-        step = Step(hyp_offset, window, suffix, fork, indent)
+        step = Step(hyp_offset, window, suffix, fork, indent, given=next_line)
+        self.chains_started += 1
         chain = Chain(
             doc.uri, [step], depth, {suggestion_id}, self.pipeline.settings, tuple(open_documents)
         )
@@ -432,8 +490,16 @@ class Speculator:
         if ctx.in_string_or_comment and ctx.mid_line:
             step.text, step.blank = "", True
             return
-        step.request = request
         step.multiline = ctx.multiline
+        given = given_answer(step.given, step.indent, ctx.multiline)
+        if given is not None:  # the shown request's own next line: no model call
+            self.same_call += 1
+            self._finish(chain, step, ctx, at, given, "stop_rule", 0.0)
+            return
+        if step.given is not None:
+            self.same_call_fallbacks += 1
+            self.same_call_block_fallbacks += ctx.multiline
+        step.request = request
         step.outcome = asyncio.get_running_loop().create_future()
         self.model_calls += 1
         # background work (any completion or hover preempts it) until promoted by an accept
@@ -443,15 +509,23 @@ class Speculator:
         result = job.result()
         if chain.cancelled or result.stop_reason == "cancelled":
             return
-        final = self._postprocess(result.text, ctx) or ""
-        step.model_ms = result.model_ms
-        step.line_complete = not ctx.multiline and ends_line(result.text, final, result.stop_reason)
-        step.blank = not final and result.stop_reason != "cancelled"
+        self._finish(chain, step, ctx, at, result.text, result.stop_reason, result.model_ms)
+
+    def _finish(
+        self, chain: Chain, step: Step, ctx: Any, at: int, raw: str, reason: str, ms: float
+    ) -> None:
+        """The model's text `raw` at the step's cursor `at`, post-processed in the forked
+        document's context `ctx` as any answer is, becomes the step's answer (and two
+        type-through cache entries: after the indent, and at column 0)."""
+        final = self._postprocess(raw, ctx) or ""
+        step.model_ms = ms
+        step.line_complete = not ctx.multiline and ends_line(raw, final, reason)
+        step.blank = not final and reason != "cancelled"
         step.text = step.indent + final if final else ""
-        if final and pipeline.settings == chain.settings:
+        if final and self.pipeline.settings == chain.settings:
             text = step.doc.text
             for where, answer in ((at, final), (step.hyp_offset, step.text)):
-                pipeline.cache.store(
+                self.pipeline.cache.store(
                     chain.uri, text[max(0, where - self.prefix_chars) : where], step.suffix, answer
                 )
 
@@ -490,6 +564,36 @@ class Speculator:
             return  # a job replaced by its promoted copy
         if step.outcome is not None and not step.outcome.done():
             step.outcome.set_result(job)
+
+
+def split_next_line(raw: str, stop_reason: str) -> tuple[str, str, str | None]:
+    """A same-call result (the "next_line" stop rule) as the two answers it holds: the
+    first line's raw text and stop reason as a one-line request reports them (for
+    `ends_line`), and the model's next line from column 0 (its indentation and line break
+    included), or None where it did not finish one (out of tokens, or the model ended the
+    text: the step then makes a separate call).
+
+    One case differs from a one-line request: a first line cut by its own token budget on
+    the token that holds its line break is "length" there and ended here, so speculation
+    starts (with a separate call) where the one-line request would start none; the shown
+    text is the same."""
+    if stop_reason == "cancelled" or "\n" not in raw:
+        return raw, stop_reason, None
+    first, rest = raw.split("\n", 1)
+    if stop_reason != "stop_rule" or "\n" not in rest:
+        return first + "\n", "stop_rule", None
+    return first + "\n", "stop_rule", rest[: rest.index("\n") + 1]
+
+
+def given_answer(given: str | None, indent: str, multiline: bool) -> str | None:
+    """The raw answer at a step's cursor (after the editor's auto-indent `indent`) that the
+    same call's next line `given` provides, or None (a model call instead): none given; the
+    forked cursor asks for a block (a one-line answer is not what a call there returns); or
+    the model's line does not start with the editor's indentation (a dedent, a blank line at
+    column 0: the model's line is not one the editor's cursor can continue)."""
+    if given is None or multiline or not given.startswith(indent):
+        return None
+    return given[len(indent) :]
 
 
 def ends_line(raw: str, final: str, stop_reason: str) -> bool:

@@ -773,3 +773,46 @@ def test_lines_after_the_cursor_go_last_in_decoder_mode_only():
     infill = build_completion_context(doc, cursor, _count_words, 240, 64)
     assert "after_cursor" not in dict(infill.prefix_parts)  # the suffix shows them already
     assert infill.suffix.startswith("self.limit:\n            self.items.popitem()")
+
+
+# ---- weights: how likely the rest of the line is to need a name ------------------------------
+@pytest.mark.parametrize(
+    "counts, following, expected",
+    [
+        ({b"seen": 3}, [], {b"seen": 3.25}),  # its count around the cursor (+ UNSEEN_WEIGHT)
+        ({}, [(1, frozenset({b"next"}))], {b"next": 0.25 * 101}),  # 1 + FOLLOWING_NEED / k
+        ({b"name": 1}, [(4, frozenset({b"name"}))], {b"name": 1.25 * 26}),
+        # the nearest line after the cursor that uses a name counts, once
+        (
+            {b"name": 1},
+            [(2, frozenset({b"name"})), (1, frozenset({b"name"}))],
+            {b"name": 1.25 * 51},
+        ),
+    ],
+)
+def test_name_weights(counts, following, expected, monkeypatch):
+    from collections import Counter
+
+    from codet5_lsp.server import retrieval as R
+
+    monkeypatch.setattr(R, "UNSEEN_WEIGHT", 0.25)
+    monkeypatch.setattr(R, "FOLLOWING_NEED", 100.0)
+    assert R.name_weights(Counter(counts), following) == pytest.approx(expected)
+
+
+def test_a_name_the_next_line_uses_outranks_a_frequent_one():
+    """Room for one line: the signature that defines the name the next line calls wins over
+    the one whose name is used 30 times around the cursor."""
+    from collections import Counter
+
+    from codet5_lsp.server import retrieval as R
+
+    frequent = R.Unit(("", 1), "definitions", "def frequent(a):", frozenset({b"frequent"}))
+    needed = R.Unit(("", 9), "definitions", "def needed_x(a):", frozenset({b"needed_x"}))
+    counts = Counter({b"frequent": 30, b"needed_x": 1})
+    next_line = [(1, frozenset({b"needed_x", b"total"}))]
+    weights = R.name_weights(counts, next_line)
+    assert R.choose_units([frequent, needed], weights, set(), budget_chars=20) == [needed]
+    # without the lines after the cursor, the frequent name is worth more
+    weights = R.name_weights(counts, [])
+    assert R.choose_units([frequent, needed], weights, set(), budget_chars=20) == [frequent]

@@ -46,6 +46,7 @@ NOT_IN_VSCODE = {
     "max_multiline_tokens": _TUNING,
     "speculation": _TUNING,
     "speculation_depth": _TUNING,
+    "speculation_source": _TUNING,
     "summary_max_tokens": _TUNING,
     "summary_prefetch_delay_ms": _TUNING,
     "debounce_max_ms": _TUNING,
