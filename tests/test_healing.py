@@ -27,6 +27,22 @@ FROZEN = Path(__file__).resolve().parents[1] / "bench" / "data" / "summaries"
 NEW_TOKENS = 24
 
 
+def line_request(engine, prefix: str, *, heal: bool = True, alternatives: int = 1):
+    """A decoder-mode line request at the end of `prefix`, healed unless told not to."""
+    return build_completion_request(
+        "decoder",
+        prefix,
+        "",
+        engine.tokenizer,
+        max_prefix_tokens=384,
+        max_suffix_tokens=0,
+        max_new_tokens=NEW_TOKENS,
+        stop_rule=line_stop_rule,
+        healer=engine.healer if heal else None,
+        alternatives=alternatives,
+    )
+
+
 @pytest.fixture(scope="module")
 def tokenizer(labmodel_float32) -> CodeTokenizer:
     return CodeTokenizer(labmodel_float32.tokenizer_file)
@@ -198,17 +214,7 @@ def test_engine_healing_equals_the_transformers_reference(engine, reference, hea
     mismatches = []
     healed = 0
     for kind, prefix in CASES:
-        request = build_completion_request(
-            "decoder",
-            prefix,
-            "",
-            engine.tokenizer,
-            max_prefix_tokens=384,
-            max_suffix_tokens=0,
-            max_new_tokens=NEW_TOKENS,
-            stop_rule=line_stop_rule,
-            healer=engine.healer,
-        )
+        request = line_request(engine, prefix)
         healed += bool(request.heal_tokens)
         ours = engine.generate(request)
         theirs = reference_healed_text(reference, engine.tokenizer, healer, request)
@@ -277,17 +283,7 @@ def test_every_path_of_the_policy_is_exact(engine, reference, healer):
         ):
             engine.healing_policy = policy
             for _kind, prefix in CASES[::10]:
-                request = build_completion_request(
-                    "decoder",
-                    prefix,
-                    "",
-                    engine.tokenizer,
-                    max_prefix_tokens=384,
-                    max_suffix_tokens=0,
-                    max_new_tokens=NEW_TOKENS,
-                    stop_rule=line_stop_rule,
-                    healer=engine.healer,
-                )
+                request = line_request(engine, prefix)
                 ours = engine.generate(request)
                 assert ours.text == reference_healed_text(
                     reference, engine.tokenizer, healer, request
@@ -299,35 +295,12 @@ def test_every_path_of_the_policy_is_exact(engine, reference, healer):
 @pytest.mark.slow
 def test_alternatives_are_distinct_and_start_like_the_first(engine):
     prefix = "import os\n\n\ndef join_all(parts):\n    return os.path."
-    request = build_completion_request(
-        "decoder",
-        prefix,
-        "",
-        engine.tokenizer,
-        max_prefix_tokens=384,
-        max_suffix_tokens=0,
-        max_new_tokens=NEW_TOKENS,
-        stop_rule=line_stop_rule,
-        healer=engine.healer,
-        alternatives=3,
-    )
+    request = line_request(engine, prefix, alternatives=3)
     result = engine.generate(request)
     texts = [result.text, *result.alternatives]
     assert len(texts) >= 2
     assert len(set(texts)) == len(texts)
-    single = engine.generate(
-        build_completion_request(
-            "decoder",
-            prefix,
-            "",
-            engine.tokenizer,
-            max_prefix_tokens=384,
-            max_suffix_tokens=0,
-            max_new_tokens=NEW_TOKENS,
-            stop_rule=line_stop_rule,
-            healer=engine.healer,
-        )
-    )
+    single = engine.generate(line_request(engine, prefix))
     assert single.text == result.text  # asking for alternatives never changes the best one
 
 
@@ -336,31 +309,8 @@ def test_indentation_after_enter_gives_code_not_a_space(engine):
     """The issue's case: `def add(a, b):` + Enter + 4 spaces; without healing the labmodel
     suggests ` return ...` (9 spaces once accepted); with it the text starts with code."""
     prefix = "def add(a, b):\n    "
-    plain = engine.generate(
-        build_completion_request(
-            "decoder",
-            prefix,
-            "",
-            engine.tokenizer,
-            max_prefix_tokens=384,
-            max_suffix_tokens=0,
-            max_new_tokens=NEW_TOKENS,
-            stop_rule=line_stop_rule,
-        )
-    )
-    healed = engine.generate(
-        build_completion_request(
-            "decoder",
-            prefix,
-            "",
-            engine.tokenizer,
-            max_prefix_tokens=384,
-            max_suffix_tokens=0,
-            max_new_tokens=NEW_TOKENS,
-            stop_rule=line_stop_rule,
-            healer=engine.healer,
-        )
-    )
+    plain = engine.generate(line_request(engine, prefix, heal=False))
+    healed = engine.generate(line_request(engine, prefix))
     assert plain.text.startswith(" ")
     assert healed.text and not healed.text[0].isspace()
 
