@@ -151,22 +151,7 @@ def start_server(model_folder: Path, options: dict[str, Any], device: str = "cpu
     client = Client(
         ["--model", str(model_folder), "--device", device, "--compute-type", compute], state
     )
-    client.call(
-        "initialize",
-        {
-            "processId": os.getpid(),
-            "rootUri": None,
-            "capabilities": {},
-            "initializationOptions": options,
-        },
-    )
-    client.notify("initialized", {})
-    if not client.wait(
-        lambda: client.statuses and client.statuses[-1]["state"] in ("ready", "error"), 300
-    ):
-        raise TimeoutError("model not ready")
-    if client.statuses[-1]["state"] != "ready":
-        raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
+    client.initialize(options)
     return client
 
 

@@ -162,6 +162,26 @@ class Client:
                 self._cond.wait(0.2)
         return True
 
+    def initialize(self, options: dict[str, Any], timeout: float = 300) -> None:
+        """initialize + initialized with `options`, then wait until the model is loaded
+        (TimeoutError, or RuntimeError when it failed)."""
+        self.call(
+            "initialize",
+            {
+                "processId": os.getpid(),
+                "rootUri": None,
+                "capabilities": {},
+                "initializationOptions": options,
+            },
+        )
+        self.notify("initialized", {})
+        if not self.wait(
+            lambda: self.statuses and self.statuses[-1]["state"] in ("ready", "error"), timeout
+        ):
+            raise TimeoutError("model not ready")
+        if self.statuses[-1]["state"] != "ready":
+            raise RuntimeError(f"model failed to load: {self.statuses[-1]}")
+
     def call(self, method: str, params: Any, timeout: float = 300) -> dict:
         msg_id = self.request(method, params)
         if not self.wait(lambda: msg_id in self.responses, timeout):
@@ -209,22 +229,7 @@ def run_session(
         options["debounceMs"] = 0
         options["debounceMaxMs"] = 0
     try:
-        client.call(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "rootUri": None,
-                "capabilities": {},
-                "initializationOptions": options,
-            },
-        )
-        client.notify("initialized", {})
-        if not client.wait(
-            lambda: client.statuses and client.statuses[-1]["state"] in ("ready", "error"), 300
-        ):
-            raise TimeoutError("model not ready")
-        if client.statuses[-1]["state"] != "ready":
-            raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
+        client.initialize(options)
         uri = "file:///bench/typing.py"
         client.notify(
             "textDocument/didOpen",
@@ -348,22 +353,7 @@ def replay_session(
     model_answered: list[float] = []  # ms of answered requests that needed a model call
     accepted = 0
     try:
-        client.call(
-            "initialize",
-            {
-                "processId": os.getpid(),
-                "rootUri": None,
-                "capabilities": {},
-                "initializationOptions": options,
-            },
-        )
-        client.notify("initialized", {})
-        if not client.wait(
-            lambda: client.statuses and client.statuses[-1]["state"] in ("ready", "error"), 300
-        ):
-            raise TimeoutError("model not ready")
-        if client.statuses[-1]["state"] != "ready":
-            raise RuntimeError(f"model failed to load: {client.statuses[-1]}")
+        client.initialize(options)
         uri = "file:///bench/replay.py"
         text = prefix_text
         client.notify(

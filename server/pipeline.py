@@ -258,7 +258,7 @@ class CompletionPipeline:
         # Post-processing trims a single-line answer to its first line, so a same-call result
         # shows the same text; its next line, if any, is the speculation's first answer.
         raw, reason, next_line = result.text, result.stop_reason, None
-        if getattr(request.stop_rule, "kind", None) == "next_line":
+        if isinstance(request.stop_rule, StopRule) and request.stop_rule.kind == "next_line":
             raw, reason, next_line = split_next_line(raw, reason)
         if not ctx.multiline and ends_line(raw, final, reason):
             speculator.after_shown(doc, offset, final, suggestion.id, open_documents, next_line)

@@ -17,7 +17,7 @@ from codet5_lsp.server.repetition import cut_repeated_words
 from codet5_lsp.server.settings import Settings
 from codet5_lsp.server.summaries import MAX_SOURCE_TOKENS, SummaryService, first_sentence
 from codet5_lsp.server.syntax import definition_at
-from tests.support.lsp import start_client, status_of, wait_for
+from tests.support.lsp import open_document, start_client, status_of, wait_for
 
 CODE = '''import os
 
@@ -137,13 +137,7 @@ async def test_hover_over_lsp(labmodel_float32, tmp_path):
     )
     try:
         uri = "file:///tmp/hover.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=CODE
-                )
-            )
-        )
+        open_document(client, uri, CODE)
         assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
 
         async def hover(position):
@@ -382,13 +376,7 @@ async def test_a_hover_while_the_summary_model_loads_says_so(
     )
     try:
         uri = "file:///tmp/hover.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=CODE
-                )
-            )
-        )
+        open_document(client, uri, CODE)
         assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         position = _pos("def join_all(folder, names):", 6)
         early = await _hover_at(client, uri, position)
@@ -423,13 +411,7 @@ async def test_a_summary_model_that_fails_falls_back_visibly(labmodel_float32, t
     )
     try:
         uri = "file:///tmp/hover.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=CODE
-                )
-            )
-        )
+        open_document(client, uri, CODE)
         assert await wait_for(
             lambda: (
                 statuses

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from lsprotocol import types
 
-from tests.support.lsp import start_client, status_of, wait_for
+from tests.support.lsp import open_document, start_client, status_of, wait_for
 from tests.support.sources import EDITOR_SOURCE
 
 pytestmark = pytest.mark.slow  # server processes
@@ -25,13 +25,7 @@ async def test_inline_completion_over_stdio(labmodel_float32, tmp_path):
         caps = result.capabilities
         assert caps.inline_completion_provider is not None
         uri = "file:///tmp/example.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=EDITOR_SOURCE
-                )
-            )
-        )
+        open_document(client, uri, EDITOR_SOURCE)
         assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         last = EDITOR_SOURCE.splitlines()
         position = types.Position(line=len(last) - 1, character=len(last[-1]))
@@ -109,13 +103,7 @@ async def test_bad_model_is_reported_and_server_keeps_serving(kind, tmp_path, la
         assert str(model) in statuses[-1]["message"]
         assert any(str(model) in m.message for m in client.messages)
         uri = "file:///tmp/a.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text="def f(x):\n    return "
-                )
-            )
-        )
+        open_document(client, uri, "def f(x):\n    return ")
         reply = await client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
@@ -164,13 +152,7 @@ async def test_a_long_reparse_does_not_hold_completions(labmodel_float32, tmp_pa
         text = "".join(
             f"def f{i}(a, b):\n    x = [a, b, {i}]\n    return g(x, a * b)\n\n" for i in range(3000)
         )
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=text
-                )
-            )
-        )
+        open_document(client, uri, text)
         assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         at = types.Position(line=3, character=0)
         client.text_document_did_change(
@@ -228,13 +210,7 @@ async def test_healing_and_alternatives_over_stdio(labmodel_float32, tmp_path):
     )
 
     async def items_at(uri: str, text: str, position: types.Position) -> list[str]:
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=text
-                )
-            )
-        )
+        open_document(client, uri, text)
         reply = await client.text_document_inline_completion_async(
             types.InlineCompletionParams(
                 text_document=types.TextDocumentIdentifier(uri=uri),
@@ -337,13 +313,7 @@ async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32
     try:
         assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
         uri = "file:///tmp/spec.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=SPECULATION_SOURCE
-                )
-            )
-        )
+        open_document(client, uri, SPECULATION_SOURCE)
         lines = SPECULATION_SOURCE.split("\n")
         line = len(lines) - 2
         indent = lines[line]
@@ -382,13 +352,7 @@ async def test_accept_and_enter_are_served_from_the_speculation(labmodel_float32
             + "\n"
         )
         fresh_uri = "file:///tmp/fresh.py"  # the same text, opened fresh: a model call
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=fresh_uri, language_id="python", version=1, text=text
-                )
-            )
-        )
+        open_document(client, fresh_uri, text)
         (fresh, *_) = await inline(fresh_uri, after_enter)
         assert (await stats())["modelCalls"] == after["modelCalls"] + 1
         assert served is not None and served == text_of(fresh)

@@ -22,7 +22,7 @@ from codet5_lsp.server.show_context import (
     parse_arguments,
     shown_parts,
 )
-from tests.support.lsp import start_client, status_of, wait_for
+from tests.support.lsp import open_document, start_client, status_of, wait_for
 
 SHAPES = """class Box:
     def __init__(self, width, height):
@@ -215,13 +215,7 @@ async def test_show_context_over_lsp(labmodel_float32, tmp_path, tokenizer):
     try:
         assert "codet5.showContext" in result.capabilities.execute_command_provider.commands
         for uri, text in (("file:///w/main.py", MAIN + TAIL), ("file:///w/shapes.py", SHAPES)):
-            client.text_document_did_open(
-                types.DidOpenTextDocumentParams(
-                    text_document=types.TextDocumentItem(
-                        uri=uri, language_id="python", version=1, text=text
-                    )
-                )
-            )
+            open_document(client, uri, text)
         assert await wait_for(lambda: status_of(statuses) == "ready"), statuses
 
         async def show(arguments):

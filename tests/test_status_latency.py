@@ -11,7 +11,7 @@ import json
 import pytest
 from lsprotocol import types
 
-from tests.support.lsp import start_client, wait_for
+from tests.support.lsp import open_document, start_client, wait_for
 from tests.support.sources import EDITOR_SOURCE
 
 pytestmark = pytest.mark.slow  # a server process
@@ -37,13 +37,7 @@ async def test_each_completion_is_followed_by_a_status_with_its_latency(labmodel
     )
     try:
         uri = "file:///tmp/example.py"
-        client.text_document_did_open(
-            types.DidOpenTextDocumentParams(
-                text_document=types.TextDocumentItem(
-                    uri=uri, language_id="python", version=1, text=EDITOR_SOURCE
-                )
-            )
-        )
+        open_document(client, uri, EDITOR_SOURCE)
         assert await wait_for(lambda: statuses and statuses[-1]["state"] == "ready"), statuses
         lines = EDITOR_SOURCE.splitlines()
         positions = [

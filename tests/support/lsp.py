@@ -350,6 +350,19 @@ async def start_client(args: list[str], cache: Path, **init_options: Any):
     return client, result, statuses
 
 
+def open_document(client: Any, uri: str, text: str, language_id: str = "python") -> None:
+    """didOpen of `text` at `uri` (version 1) through pytest-lsp's client."""
+    from lsprotocol import types
+
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id=language_id, version=1, text=text
+            )
+        )
+    )
+
+
 async def wait_for(predicate: Callable[[], Any], timeout: float = 120.0) -> bool:
     """Polls `predicate` on the running loop until it holds or `timeout` seconds pass."""
     loop = asyncio.get_running_loop()
