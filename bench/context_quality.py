@@ -11,7 +11,11 @@ Two measures on the same cursor positions, in one run:
    tokens for the served selection (with the other files of the set open in the workspace),
    the same without other open documents, the previous selection (imports + similar
    function), the plain last-N window, and two ceilings: the whole text before the cursor and
-   the whole file (the document with the line being written removed).
+   the whole file (the document with the line being written removed). Two more measures on
+   the same cases: the same with the word at the cursor taken whole (`self.sto|re.open(x)`
+   wants `store` and `open`; the literal measure wants the fragment `re`, which no context
+   can offer), and the word at the cursor alone (the cursors inside a word). Each measure has
+   a paired bootstrap of served minus last-N (cases resampled).
 2. **Quality** (labmodel, float32, decoder mode, the server's budget), through the server's own
    code path: `CompletionPipeline.complete` with the served context builder, or with the
    last-N builder patched in, so prompt building, token healing (when the pipeline does it)
@@ -31,7 +35,8 @@ Case sets, never mixed:
     python -m bench.context_quality [--set dev|heldout] [--recall-only] [--limit N]
                                     [--no-write]
 
-Writes bench/results/context-quality.{json,md} (held-out runs only).
+Writes bench/results/context-quality.{json,md} (held-out runs only; with
+`--context-tokens N` other than the default, context-quality-N.{json,md}).
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ CROSS_FILE_LINE_START = 200
 CROSS_FILE_MAX_PER_FILE = 40
 BOOTSTRAP_ROUNDS = 4000
 RECALL_BUDGETS = (128, 256, 384)
+DEFAULT_MODEL_TOKENS = Q.CONTEXT_TOKENS  # the model measure's budget unless --context-tokens
 
 # Development files: repository code that is not in the held-out set, frozen at a commit.
 DEV_COMMIT = "7adcbd0381b34d9bed9f482da3ffd2cb62db6f1b"
@@ -161,6 +167,46 @@ def target_identifiers(case: Case) -> frozenset[bytes]:
     return identifiers(case.target) - identifiers(line_prefix)
 
 
+_WORD_BEFORE = re.compile(r"[A-Za-z_0-9]+$")
+_WORD_AFTER = re.compile(r"[A-Za-z_0-9]+")
+
+
+def word_at_cursor(case: Case) -> str:
+    """The whole word the cursor is in ("" when it is not inside one): `self.sto|re.open`
+    is in `store`."""
+    before = _WORD_BEFORE.search(case.prefix)
+    after = _WORD_AFTER.match(case.target)
+    return before.group(0) + after.group(0) if before and after else ""
+
+
+def whole_word_identifiers(case: Case) -> frozenset[bytes]:
+    """target_identifiers with the word at the cursor taken whole: for `self.sto|re.open(x)`
+    the rest of the line needs `store`, `open` (the fragment `re` is not a name any context
+    could offer; `sto` is not yet on the line)."""
+    from codet5_lsp.server.syntax import identifiers
+
+    line_prefix = case.prefix[case.prefix.rfind("\n") + 1 :]
+    word = word_at_cursor(case)
+    fragment = len(word) - len(_WORD_AFTER.match(case.target).group(0)) if word else 0
+    rest = line_prefix[len(line_prefix) - fragment :] + case.target
+    return identifiers(rest) - identifiers(line_prefix[: len(line_prefix) - fragment])
+
+
+def cursor_word_identifiers(case: Case) -> frozenset[bytes]:
+    """{the word at the cursor} when the cursor is inside a name (else empty)."""
+    from codet5_lsp.server.syntax import identifiers
+
+    return identifiers(word_at_cursor(case)) & {word_at_cursor(case).encode()}
+
+
+# The recall measures (see the module docstring): name -> the identifiers a case wants.
+RECALL_MEASURES: dict[str, Callable[[Case], frozenset[bytes]]] = {
+    "rest_of_line": target_identifiers,
+    "rest_of_line_whole_word": whole_word_identifiers,
+    "word_at_cursor": cursor_word_identifiers,
+}
+
+
 _IMPORT_LINE = re.compile(r"^[ \t]*(?:from[ \t]+\S+[ \t]+)?import[ \t]+.*$", re.M)
 
 
@@ -235,43 +281,101 @@ def recall(
     cases: list[tuple[str, Case]], sources: dict[str, str], count: Callable, budgets=RECALL_BUDGETS
 ) -> dict:
     """Identifier recall per budget and builder, over the cases whose prefix is over the
-    budget (pooled: identifiers found / identifiers wanted), with the per-case mean too."""
+    budget and whose rest of line has a name (pooled: identifiers found / identifiers
+    wanted), with the per-case mean too; the same for the other RECALL_MEASURES (under their
+    names), and per measure a paired bootstrap of served minus last-N (cases resampled)."""
     from lsprotocol import types
 
     from codet5_lsp.server.syntax import identifiers
 
     builders = recall_builders()
-    wanted = [target_identifiers(c) for _, c in cases]
+    wanted = [{m: f(c) for m, f in RECALL_MEASURES.items()} for _, c in cases]
     prefix_tokens = [count(c.prefix[: len(c.prefix)]) for _, c in cases]
     out: dict = {}
     timings: dict[str, list[float]] = {}
+    per_case: dict[tuple[str, str, str], list[tuple[int, int]]] = {}
     for name, build in builders.items():
         space = Workspace(sources)  # fresh: no hints shared between builders
         for budget in budgets:
-            hits = total = 0
+            hits = dict.fromkeys(RECALL_MEASURES, 0)
+            total = dict.fromkeys(RECALL_MEASURES, 0)
             shares: list[float] = []
             n = 0
             for i, ((origin, case), want, tokens) in enumerate(zip(cases, wanted, prefix_tokens)):
-                if tokens <= budget or not want:
+                if tokens <= budget or not want["rest_of_line"]:
                     continue
                 doc, others = space.case(i, origin, case)
                 position = types.Position(line=case.line, character=case.character)
                 started = time.perf_counter()
                 text = build(doc, position, count, budget, others)
                 timings.setdefault(name, []).append(time.perf_counter() - started)
-                found = len(want & identifiers(text))
-                hits, total, n = hits + found, total + len(want), n + 1
-                shares.append(found / len(want))
-            out.setdefault(str(budget), {})[name] = {
+                found_names = identifiers(text)
+                for measure, names in want.items():
+                    found = len(names & found_names)
+                    hits[measure] += found
+                    total[measure] += len(names)
+                    per_case.setdefault((str(budget), name, measure), []).append(
+                        (found, len(names))
+                    )
+                n += 1
+                shares.append(len(want["rest_of_line"] & found_names) / len(want["rest_of_line"]))
+            entry: dict = {
                 "cases": n,
-                "identifiers": total,
-                "recall": round(hits / total, 4) if total else None,
+                "identifiers": total["rest_of_line"],
+                "recall": round(hits["rest_of_line"] / total["rest_of_line"], 4)
+                if total["rest_of_line"]
+                else None,
                 "mean_per_case": round(statistics.fmean(shares), 4) if shares else None,
             }
+            for measure in list(RECALL_MEASURES)[1:]:
+                entry[measure] = {
+                    "identifiers": total[measure],
+                    "recall": round(hits[measure] / total[measure], 4) if total[measure] else None,
+                }
+            out.setdefault(str(budget), {})[name] = entry
+    for budget in budgets:
+        out[str(budget)]["served_minus_last_n"] = {
+            measure: pooled_recall_bootstrap(
+                per_case[(str(budget), "last_n_tokens", measure)],
+                per_case[(str(budget), "served", measure)],
+            )
+            for measure in RECALL_MEASURES
+            if (str(budget), "served", measure) in per_case
+        }
     out["context_ms_median"] = {
         name: round(statistics.median(t) * 1000, 2) for name, t in timings.items() if t
     }
     return out
+
+
+def pooled_recall_bootstrap(
+    a: list[tuple[int, int]],
+    b: list[tuple[int, int]],
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = 11,
+) -> dict[str, float]:
+    """Pooled recall of b minus that of a ((found, wanted) per case, the same cases in the
+    same order), with a 95% interval from resampling cases."""
+    import numpy as np
+
+    found_a, wanted_a = np.array(a, dtype=float).reshape(-1, 2).T
+    found_b, wanted_b = np.array(b, dtype=float).reshape(-1, 2).T
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(rounds, len(a)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        diffs = np.sort(
+            found_b[picks].sum(1) / wanted_b[picks].sum(1)
+            - found_a[picks].sum(1) / wanted_a[picks].sum(1)
+        )
+    diffs = np.nan_to_num(diffs)
+    return {
+        "mean_difference": round(
+            float(found_b.sum() / wanted_b.sum() - found_a.sum() / wanted_a.sum()), 4
+        )
+        if wanted_a.sum()
+        else 0.0,
+        "ci95_low": round(float(diffs[int(0.025 * rounds)]), 4),
+        "ci95_high": round(float(diffs[int(0.975 * rounds) - 1]), 4),
+    }
 
 
 # ---- quality through the pipeline ------------------------------------------------------------
@@ -493,8 +597,12 @@ RECALL_LABELS = {
 }
 
 
-def _recall_table(r: dict) -> list[str]:
+def _recall_table(r: dict, measure: str = "rest_of_line") -> list[str]:
     budgets = [b for b in r if b.isdigit()]
+
+    def of(entry: dict) -> dict:
+        return entry if measure == "rest_of_line" else entry[measure]
+
     lines = [
         "| context | " + " | ".join(f"{b} tokens" for b in budgets) + " |",
         "|---|" + "---|" * len(budgets),
@@ -503,12 +611,22 @@ def _recall_table(r: dict) -> list[str]:
         cells = []
         for b in budgets:
             x = r[b].get(name)
-            cells.append(f"{x['recall']:.3f}" if x and x["recall"] is not None else "-")
+            cells.append(f"{of(x)['recall']:.3f}" if x and of(x)["recall"] is not None else "-")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    if all(measure in r[b].get("served_minus_last_n", {}) for b in budgets):
+        cells = []
+        for b in budgets:
+            d = r[b]["served_minus_last_n"][measure]
+            cells.append(
+                f"{d['mean_difference']:+.3f} [{d['ci95_low']:+.3f}, {d['ci95_high']:+.3f}]"
+            )
+        lines.append("| served minus last N (95% interval) | " + " | ".join(cells) + " |")
     lines.append(
-        "| cases (prefix over the budget) / identifiers | "
+        "| cases (prefix over the budget) / "
+        + ("identifiers" if measure != "word_at_cursor" else "cursors inside a word")
+        + " | "
         + " | ".join(
-            f"{r[b]['served']['cases']} / {r[b]['served']['identifiers']}" for b in budgets
+            f"{r[b]['served']['cases']} / {of(r[b]['served'])['identifiers']}" for b in budgets
         )
         + " |"
     )
@@ -569,9 +687,23 @@ def markdown(r: dict) -> str:
         "",
         *_recall_table(r["recall"]),
         "",
+        "The same with the word at the cursor taken whole (`self.sto|re.open(x)` wants `store` "
+        "and `open`, not the fragment `re`, which no context can offer):",
+        "",
+        *_recall_table(r["recall"], "rest_of_line_whole_word"),
+        "",
+        "The word at the cursor alone, at the cursors inside a word (`store` above): the name "
+        "the completion writes first.",
+        "",
+        *_recall_table(r["recall"], "word_at_cursor"),
+        "",
         "Cross-file set (the rest of the line uses a name defined in another file of the set):",
         "",
         *_recall_table(r["recall_cross_file"]),
+        "",
+        "Cross-file set, the word at the cursor taken whole:",
+        "",
+        *_recall_table(r["recall_cross_file"], "rest_of_line_whole_word"),
         "",
         "Context step, median ms per call in this run (labmodel BPE counts; all budgets): "
         + ", ".join(
@@ -607,6 +739,11 @@ def markdown(r: dict) -> str:
         "",
         f"Runtime {r['runtime_s']} s (`python -m bench.context_quality"
         + (" --set dev" if r["case_set"] == "dev" else "")
+        + (
+            f" --context-tokens {r['context_tokens']}"
+            if r.get("context_tokens", DEFAULT_MODEL_TOKENS) != DEFAULT_MODEL_TOKENS
+            else ""
+        )
         + "`).",
         "",
     ]
@@ -624,11 +761,15 @@ def main(argv: list[str] | None = None) -> int:
         "--context-tokens",
         type=int,
         default=Q.CONTEXT_TOKENS,
-        help=f"prefix budget of the model measure (default {Q.CONTEXT_TOKENS}; results are "
-        "written only with the default)",
+        help=f"prefix budget of the model measure (default {Q.CONTEXT_TOKENS}; another budget "
+        "writes context-quality-N.{json,md})",
     )
     args = parser.parse_args(argv)
-    default_budget = args.context_tokens == Q.CONTEXT_TOKENS
+    name = (
+        "context-quality"
+        if args.context_tokens == DEFAULT_MODEL_TOKENS
+        else f"context-quality-{args.context_tokens}"
+    )
     Q.CONTEXT_TOKENS = args.context_tokens
     use_source_tree()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -636,8 +777,8 @@ def main(argv: list[str] | None = None) -> int:
         args.case_set, args.limit, args.cache_dir or Q.bench_cache_dir(), args.recall_only
     )
     text = markdown(results)
-    if not args.no_write and args.case_set == "heldout" and default_budget:
-        Q.write_results("context-quality", results, text)
+    if not args.no_write and args.case_set == "heldout":
+        Q.write_results(name, results, text)
     print(text)
     return 0
 

@@ -456,11 +456,16 @@ def _fit_prefix_with_retrieval(
     # an estimate of the final window is enough to choose what goes before it
     window_start = max(0, offset - int((budget - head_budget) * ratio))
     window_start = doc.line_start(doc.line_of(window_start))
+    completions = R.word_completions(doc, offset, window_start, open_documents)
     units, weights = R.document_units(
-        doc, offset, window_start, following_lines=0 if infill else R.FOLLOWING_LINES
+        doc,
+        offset,
+        window_start,
+        following_lines=0 if infill else R.FOLLOWING_LINES,
+        completions=completions,
     )
     if open_documents:
-        names = R.imported_names(doc, window_start, offset)
+        names = [*completions.elsewhere, *R.imported_names(doc, window_start, offset)]
         units += R.other_document_units(doc, names, open_documents)
     spec = spec_for(doc.language_id)
     comment = spec.line_comment if spec is not None else "#"

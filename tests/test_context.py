@@ -800,6 +800,28 @@ def test_name_weights(counts, following, expected, monkeypatch):
     assert R.name_weights(Counter(counts), following) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    "counts, completing, expected",
+    [
+        # one name completes the word: times 1 + WORD_NEED
+        ({b"store": 2}, {b"store"}, {b"store": 2.25 * 10_001}),
+        # two do: they share it; a name used nowhere around the cursor starts from UNSEEN_WEIGHT
+        ({b"store": 2}, {b"store", b"stop"}, {b"store": 2.25 * 5_001, b"stop": 0.25 * 5_001}),
+    ],
+)
+def test_name_weights_of_the_names_that_complete_the_word(
+    counts, completing, expected, monkeypatch
+):
+    from collections import Counter
+
+    from codet5_lsp.server import retrieval as R
+
+    monkeypatch.setattr(R, "UNSEEN_WEIGHT", 0.25)
+    monkeypatch.setattr(R, "WORD_NEED", 10_000.0)
+    weights = R.name_weights(Counter(counts), [], frozenset(completing))
+    assert weights == pytest.approx(expected)
+
+
 def test_a_name_the_next_line_uses_outranks_a_frequent_one():
     """Room for one line: the signature that defines the name the next line calls wins over
     the one whose name is used 30 times around the cursor."""
@@ -816,3 +838,123 @@ def test_a_name_the_next_line_uses_outranks_a_frequent_one():
     # without the lines after the cursor, the frequent name is worth more
     weights = R.name_weights(counts, [])
     assert R.choose_units([frequent, needed], weights, set(), budget_chars=20) == [frequent]
+
+
+# ---- the word at the cursor: the names that complete it --------------------------------------
+@pytest.mark.parametrize(
+    "line_prefix, expected",
+    [
+        (b"    value = self.sto", b"sto"),
+        (b"    value = self.", b""),  # no word begun
+        (b"    total = 2x", b"x"),  # leading digits are not part of a name
+        (b"    count = 42", b""),
+        (b"    name = caf\xc3\xa9_", b"caf\xc3\xa9_"),  # non-ASCII letters belong to the word
+        (b"", b""),
+    ],
+)
+def test_word_fragment(line_prefix, expected):
+    from codet5_lsp.server.retrieval import word_fragment
+
+    assert word_fragment(line_prefix) == expected
+
+
+WORD_SRC = (
+    """def prepare(source):
+    confirmation_token = source.read()
+    return confirmation_token
+
+
+def helper():
+"""
+    + "".join(f"    filler_{i} = {i}\n" for i in range(150))
+    + """    return filler_149
+
+
+def finish(source):
+    outcome = source.get()
+    return conf"""
+)
+
+
+def test_a_name_that_completes_the_word_at_the_cursor_comes_from_far_above_the_window():
+    """`conf` is completed by a local name of another function, 150 lines up: no signature,
+    attribute or import holds it, and no window of this budget reaches it."""
+    _, doc = _open(WORD_SRC, "python")
+    cursor = _end_of(WORD_SRC)
+    ctx = build_completion_context(doc, cursor, _count_words, 120, 0)
+    baseline = last_n_tokens_context(doc, cursor, _count_words, 120, 0)
+    assert "confirmation_token" not in baseline.prefix
+    head = dict(ctx.prefix_parts)["definitions"]
+    # the nearest use, as the real line with its indentation, under its function's header
+    assert "    return confirmation_token\n" in head
+    assert _count_words(ctx.prefix) <= 120 and WORD_SRC.endswith(ctx.prefix_parts[-1][1])
+    # a word the window already completes brings nothing
+    src = WORD_SRC.replace("outcome = source.get()", "confirmation_token = source.get()")
+    _, doc = _open(src, "python")
+    ctx = build_completion_context(doc, _end_of(src), _count_words, 120, 0)
+    assert "return confirmation_token" not in "".join(t for k, t in ctx.prefix_parts[:-1])
+
+
+def test_a_completing_line_below_the_cursor_is_not_repeated_when_the_suffix_shows_it():
+    src = WORD_SRC.replace("    confirmation_token = source.read()\n", "").replace(
+        "    return confirmation_token\n", "    return None\n"
+    )
+    use = "def later(stream):\n    configured_stream = stream\n    return 1\n"
+    near = src + "\n\n\n" + use
+    _, doc = _open(near, "python")
+    cursor = _end_of(src)
+    ctx = build_completion_context(doc, cursor, _count_words, 120, 0)
+    assert "    configured_stream = stream\n" in dict(ctx.prefix_parts)["after_cursor"]
+    infill = build_completion_context(doc, cursor, _count_words, 120, 60)
+    assert "configured_stream" in infill.suffix  # shown after the cursor: not repeated
+    assert "configured_stream" not in infill.prefix
+    # further below than the suffix reaches: infill shows the line before the window too
+    far = src + "\n" + "".join(f"x_{i} = {i}\n" for i in range(80)) + use
+    _, doc = _open(far, "python")
+    infill = build_completion_context(doc, cursor, _count_words, 120, 60)
+    assert "configured_stream" not in infill.suffix
+    assert "    configured_stream = stream\n" in dict(infill.prefix_parts)["after_cursor"]
+
+
+def test_a_name_that_completes_the_word_may_come_from_another_open_document():
+    # shapes.py is neither imported nor named here
+    src = MAIN_SRC.removeprefix("from shapes import Box\n").removesuffix("return first.")
+    src += "return unrel"
+    store, doc = _open(src, "python")
+    shapes = store.open("file:///work/shapes.py", SHAPES_SRC, "python", 1)
+    position = _end_of(src)
+    alone = build_completion_context(doc, position, _count_words, 180, 0)
+    ctx = build_completion_context(doc, position, _count_words, 180, 0, [shapes])
+    assert "unrelated_helper" not in alone.prefix
+    assert "def unrelated_helper(values): ..." in dict(ctx.prefix_parts)["other_files"]
+
+
+@pytest.mark.parametrize(
+    "units, expected",
+    [
+        # a Python signature with nothing of its body after it ends in " ..."
+        (
+            [(1, "def first(a):", True), (5, "def second(b):", True)],
+            "def first(a): ...\ndef second(b): ...\n\n",
+        ),
+        # a line of its body follows (an attribute, a use of the word at the cursor): no " ..."
+        (
+            [(1, "def first(a):", True), (3, "    token = a.read()", False)],
+            "def first(a):\n    token = a.read()\n\n",
+        ),
+        (
+            [(1, "class Box:", True), (2, "    def area(self):", True), (9, "def free():", True)],
+            "class Box:\n    def area(self): ...\ndef free(): ...\n\n",
+        ),
+    ],
+)
+def test_layout_ends_a_python_signature_with_an_ellipsis_only_when_no_body_line_follows(
+    units, expected
+):
+    from codet5_lsp.server import retrieval as R
+
+    chosen = [
+        R.Unit(("", row), R.DEFINITIONS, text, frozenset(), None, "", stub)
+        for row, text, stub in units
+    ]
+    assert R.layout(chosen, "#") == [("definitions", expected)]
