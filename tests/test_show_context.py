@@ -331,3 +331,38 @@ def test_context_command_prints_the_parts(labmodel_float32, tmp_path, tokenizer)
     assert bad.stderr.startswith("codet5-lsp: ") and "ends at line" in bad.stderr
     missing = _cli("context", location, "--open", str(tmp_path / "nope.py"), *model)
     assert missing.returncode == 1 and "cannot read" in missing.stderr
+
+
+WORD_AT_CURSOR = (
+    """def prepare(source):
+    confirmation_token = source.read()
+    return confirmation_token
+
+
+def helper():
+"""
+    + "".join(f"    filler_{i} = {i}\n" for i in range(150))
+    + """    return filler_149
+
+
+def finish(source):
+    outcome = source.get()
+    return conf"""
+)
+
+
+@pytest.mark.slow
+def test_context_command_shows_the_line_that_completes_the_word_at_the_cursor(
+    labmodel_float32, tmp_path
+):
+    """`conf` is completed only by a local name 150 lines up: the default budget's window
+    cannot reach it, and the context shows the line that uses it."""
+    (tmp_path / "finish.py").write_text(WORD_AT_CURSOR)
+    lines = WORD_AT_CURSOR.split("\n")
+    location = f"{tmp_path / 'finish.py'}:{len(lines)}:{len(lines[-1]) + 1}"
+    model = ["--model", str(labmodel_float32.folder), "--device", "cpu"]
+    done = _cli("context", location, "--json", "--mode", "decoder", *model)
+    assert done.returncode == 0, done.stderr
+    parts = {p["kind"]: p["text"] for p in json.loads(done.stdout)["parts"]}
+    assert "confirmation_token" not in parts["cursor_window"]
+    assert "    return confirmation_token\n" in parts["definitions"]
