@@ -476,7 +476,10 @@ def document_units(
     units: list[Unit] = []
     line_count = doc.line_count
     # the definitions around the cursor: their bodies go on in the window, so no " ..."
-    enclosing = {node.start_point.row for node in definition_nodes(doc, offset)}
+    # (and those the window starts inside: their body goes on in it too)
+    enclosing = {
+        node.start_point.row for at in (offset, window_start) for node in definition_nodes(doc, at)
+    }
     anchor_bytes = min(anchor.end_byte - anchor.start_byte, scan_bytes // 2)
     for item in items_around(anchor, scan_bytes, anchor_bytes):
         if item == anchor or item.end_byte - item.start_byte > scan_bytes:

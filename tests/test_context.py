@@ -887,6 +887,8 @@ def test_a_name_that_completes_the_word_at_the_cursor_comes_from_far_above_the_w
     head = dict(ctx.prefix_parts)["definitions"]
     # the nearest use, as the real line with its indentation, under its function's header
     assert "    return confirmation_token\n" in head
+    # the window starts inside helper(): its header has no " ...", its body goes on below
+    assert head.endswith("def helper():\n\n") and ctx.prefix_parts[-1][1].startswith("    filler")
     assert _count_words(ctx.prefix) <= 120 and WORD_SRC.endswith(ctx.prefix_parts[-1][1])
     # a word the window already completes brings nothing
     src = WORD_SRC.replace("outcome = source.get()", "confirmation_token = source.get()")
