@@ -7,24 +7,29 @@ constant, a name the next lines go on to use (docs/context-selection.md, "Identi
 recall"). The window cannot hold them, but a few short lines can: the imports that bind them,
 the signatures of the definitions near the cursor (before and after it), the `self.x = ...`
 lines of the enclosing class, module and class constants, the lines right after the cursor's
-(decoder mode only: infill shows them as the suffix), and the signatures of names imported
-from other open documents.
+(decoder mode only: infill shows them as the suffix), the signatures of names imported
+from other open documents, and, when the cursor is inside a word (`self.sto|`), the line of
+the nearest use of each name that completes it (`store_handle`): the name the completion
+writes first, and the one signal that says which name comes next (`word_completions`).
 
 Each such line is a *unit*. A unit is worth the identifiers it adds that the context does not
 already hold, each weighted by how likely the next line is to need it (`name_weights`: the
-more often it occurs in the code around the cursor, the more; and many times more when the
-lines right after the cursor's use it); it costs its tokens (plus those of its parent: a
+more often it occurs in the code around the cursor, the more; many times more when the
+lines right after the cursor's use it; and far more when it completes the word at the
+cursor); it costs its tokens (plus those of its parent: a
 method needs its class's header line). Units are picked greedily by value per
 token within the head budget, then laid out as code in the file's own language: other files'
 signatures under a comment naming the file, the imports, then the file's definitions in file
 order with their indentation (a skeleton of the file), then the lines after the cursor.
-Python signatures without a chosen body line get ` ...` so the skeleton stays valid Python.
+Python signatures with no chosen body line after them (and whose body the window does not
+go on with) get ` ...`, so the skeleton stays valid Python.
 
 Everything is bounded for the keystroke budget: the scan covers the top-level items within
 REGION_BYTES of the cursor (of a long class, the members near the cursor); the units of an
 item (or, for the item being edited, of each member) are cached by its source bytes, so they
-survive edits elsewhere; the weights are one regex pass over the bytes around the cursor; and
-another document's index of definitions is rebuilt only after that document changed.
+survive edits elsewhere; the weights are one regex pass over the bytes around the cursor, the
+word's completions another (with the typed part as a literal start); and another document's
+index of definitions is rebuilt only after that document changed.
 """
 
 from __future__ import annotations
