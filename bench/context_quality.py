@@ -167,7 +167,7 @@ def target_identifiers(case: Case) -> frozenset[bytes]:
     return identifiers(case.target) - identifiers(line_prefix)
 
 
-_WORD_BEFORE = re.compile(r"[A-Za-z_0-9]+$")
+_WORD_BEFORE = re.compile(r"[A-Za-z_0-9]+\Z")  # \Z: "$" would match before a final line break
 _WORD_AFTER = re.compile(r"[A-Za-z_0-9]+")
 
 

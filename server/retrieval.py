@@ -363,7 +363,7 @@ def region_counts(doc: "Document", cursor_byte: int, scan_bytes: int) -> Counter
 
 # ---- the word at the cursor ------------------------------------------------------------------
 _WORD_CHARS = rb"A-Za-z0-9_\x80-\xff"
-_WORD_TAIL = re.compile(rb"[" + _WORD_CHARS + rb"]+$")
+_WORD_TAIL = re.compile(rb"[" + _WORD_CHARS + rb"]+\Z")
 
 
 # byte -> 1 when it may be part of a name (the bytes of _WORD_CHARS)

@@ -64,6 +64,8 @@ def _case(prefix: str, target: str) -> Case:
         ("    total = coun", "t", set(), {b"count"}, {b"count"}),
         # a keyword is not a name
         ("    ret", "urn value", {b"urn", b"value"}, {b"value"}, set()),
+        # at the start of a line after one that ends in a word: no word at the cursor
+        ("import json\n", "value = 1", {b"value"}, {b"value"}, set()),
     ],
 )
 def test_recall_measures(prefix, target, literal, whole_word, word):

@@ -850,6 +850,7 @@ def test_a_name_the_next_line_uses_outranks_a_frequent_one():
         (b"    count = 42", b""),
         (b"    name = caf\xc3\xa9_", b"caf\xc3\xa9_"),  # non-ASCII letters belong to the word
         (b"", b""),
+        (b"import json\n", b""),  # a line break ends the word
     ],
 )
 def test_word_fragment(line_prefix, expected):
