@@ -42,7 +42,7 @@ def run(rounds: int) -> dict:
     finally:
         R.word_completions = served
     return {
-        "device": D._cpu_name(),
+        "device": Q.cpu_description(),
         "rounds": rounds,
         "budget_tokens": 384,
         "cpu_median_ms": medians,

@@ -171,12 +171,18 @@ _WORD_BEFORE = re.compile(r"[A-Za-z_0-9]+\Z")  # \Z: "$" would match before a fi
 _WORD_AFTER = re.compile(r"[A-Za-z_0-9]+")
 
 
+def _word_parts(case: Case) -> tuple[str, str]:
+    """(typed part, rest) of the word the cursor is inside (("", "") when it is not inside
+    one): `self.sto|re.open` gives ("sto", "re")."""
+    before = _WORD_BEFORE.search(case.prefix)
+    after = _WORD_AFTER.match(case.target)
+    return (before.group(0), after.group(0)) if before and after else ("", "")
+
+
 def word_at_cursor(case: Case) -> str:
     """The whole word the cursor is in ("" when it is not inside one): `self.sto|re.open`
     is in `store`."""
-    before = _WORD_BEFORE.search(case.prefix)
-    after = _WORD_AFTER.match(case.target)
-    return before.group(0) + after.group(0) if before and after else ""
+    return "".join(_word_parts(case))
 
 
 def whole_word_identifiers(case: Case) -> frozenset[bytes]:
@@ -186,17 +192,17 @@ def whole_word_identifiers(case: Case) -> frozenset[bytes]:
     from codet5_lsp.server.syntax import identifiers
 
     line_prefix = case.prefix[case.prefix.rfind("\n") + 1 :]
-    word = word_at_cursor(case)
-    fragment = len(word) - len(_WORD_AFTER.match(case.target).group(0)) if word else 0
-    rest = line_prefix[len(line_prefix) - fragment :] + case.target
-    return identifiers(rest) - identifiers(line_prefix[: len(line_prefix) - fragment])
+    typed = _word_parts(case)[0]
+    before_word = line_prefix[: len(line_prefix) - len(typed)]
+    return identifiers(typed + case.target) - identifiers(before_word)
 
 
 def cursor_word_identifiers(case: Case) -> frozenset[bytes]:
     """{the word at the cursor} when the cursor is inside a name (else empty)."""
     from codet5_lsp.server.syntax import identifiers
 
-    return identifiers(word_at_cursor(case)) & {word_at_cursor(case).encode()}
+    word = word_at_cursor(case).encode()
+    return identifiers(word) & {word}
 
 
 # The recall measures (see the module docstring): name -> the identifiers a case wants.
@@ -318,7 +324,8 @@ def recall(
                         (found, len(names))
                     )
                 n += 1
-                shares.append(len(want["rest_of_line"] & found_names) / len(want["rest_of_line"]))
+                found, wanted_count = per_case[(str(budget), name, "rest_of_line")][-1]
+                shares.append(found / wanted_count)
             entry: dict = {
                 "cases": n,
                 "identifiers": total["rest_of_line"],

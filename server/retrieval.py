@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 from codet5_lsp.server.languages import LanguageSpec, grammar_key, spec_for
 from codet5_lsp.server.syntax import (
     IDENTIFIER,
+    NAME_BYTES,
     body_node,
     definition_in,
     definition_nodes,
@@ -362,12 +363,11 @@ def region_counts(doc: "Document", cursor_byte: int, scan_bytes: int) -> Counter
 
 
 # ---- the word at the cursor ------------------------------------------------------------------
-_WORD_CHARS = rb"A-Za-z0-9_\x80-\xff"
-_WORD_TAIL = re.compile(rb"[" + _WORD_CHARS + rb"]+\Z")
-
-
-# byte -> 1 when it may be part of a name (the bytes of _WORD_CHARS)
-_IS_WORD_BYTE = bytes(1 if b >= 0x80 or chr(b).isalnum() or b == 0x5F else 0 for b in range(256))
+_WORD_TAIL = re.compile(rb"[" + NAME_BYTES + rb"]+\Z")
+# byte -> 1 when it may be part of a name (the bytes of NAME_BYTES)
+_IS_NAME_BYTE = bytes(
+    1 if re.fullmatch(rb"[" + NAME_BYTES + rb"]", bytes([b])) else 0 for b in range(256)
+)
 
 
 @dataclass(frozen=True)
@@ -417,7 +417,7 @@ def word_completions(
     line_end = doc.byte_offset_of(doc.line_end(line))
     # a literal start lets the regex engine skip ahead; the word boundary before it is checked
     # by hand (a look-behind would be tried at every byte)
-    pattern = re.compile(re.escape(fragment) + rb"[" + _WORD_CHARS + rb"]+")
+    pattern = re.compile(re.escape(fragment) + rb"[" + NAME_BYTES + rb"]+")
     nearest: dict[bytes, int] = {}  # name -> distance in bytes of its use nearest the cursor
     where: dict[bytes, int] = {}
     in_window: set[bytes] = set()
@@ -425,7 +425,7 @@ def word_completions(
         scan_bytes = min(scan_bytes, SHORT_WORD_SCAN_BYTES)
     for match in pattern.finditer(data, max(0, cursor - scan_bytes // 2), cursor + scan_bytes // 2):
         start = match.start()
-        if start and _IS_WORD_BYTE[data[start - 1]]:
+        if start and _IS_NAME_BYTE[data[start - 1]]:
             continue  # inside another word
         name = match.group(0)
         if window <= start < line_end:

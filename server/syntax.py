@@ -835,7 +835,8 @@ def detect_indent_unit(doc: "Document", around_line: int = 0) -> str:
 
 
 # ---- identifiers ----------------------------------------------------------------------------
-IDENTIFIER = re.compile(rb"[A-Za-z_\x80-\xff][A-Za-z0-9_\x80-\xff]*")  # non-ASCII: letters
+NAME_BYTES = rb"A-Za-z0-9_\x80-\xff"  # the bytes of a name (a regex class body; non-ASCII: letters)
+IDENTIFIER = re.compile(rb"[A-Za-z_\x80-\xff][" + NAME_BYTES + rb"]*")
 # Keywords shared by many of our languages: they match everywhere and would only add noise.
 COMMON_KEYWORDS = frozenset(
     b"and as async await break case catch class const continue def default del do elif else "

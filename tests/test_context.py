@@ -29,6 +29,7 @@ from codet5_lsp.server.syntax import (
     identifiers,
     imports,
 )
+from tests.support.sources import WORD_AT_CURSOR_SOURCE
 
 
 @dataclass(frozen=True)
@@ -859,22 +860,7 @@ def test_word_fragment(line_prefix, expected):
     assert word_fragment(line_prefix) == expected
 
 
-WORD_SRC = (
-    """def prepare(source):
-    confirmation_token = source.read()
-    return confirmation_token
-
-
-def helper():
-"""
-    + "".join(f"    filler_{i} = {i}\n" for i in range(150))
-    + """    return filler_149
-
-
-def finish(source):
-    outcome = source.get()
-    return conf"""
-)
+WORD_SRC = WORD_AT_CURSOR_SOURCE
 
 
 def test_a_name_that_completes_the_word_at_the_cursor_comes_from_far_above_the_window():

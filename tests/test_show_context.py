@@ -23,6 +23,7 @@ from codet5_lsp.server.show_context import (
     shown_parts,
 )
 from tests.support.lsp import open_document, start_client, status_of, wait_for
+from tests.support.sources import WORD_AT_CURSOR_SOURCE
 
 SHAPES = """class Box:
     def __init__(self, width, height):
@@ -333,32 +334,14 @@ def test_context_command_prints_the_parts(labmodel_float32, tmp_path, tokenizer)
     assert missing.returncode == 1 and "cannot read" in missing.stderr
 
 
-WORD_AT_CURSOR = (
-    """def prepare(source):
-    confirmation_token = source.read()
-    return confirmation_token
-
-
-def helper():
-"""
-    + "".join(f"    filler_{i} = {i}\n" for i in range(150))
-    + """    return filler_149
-
-
-def finish(source):
-    outcome = source.get()
-    return conf"""
-)
-
-
 @pytest.mark.slow
 def test_context_command_shows_the_line_that_completes_the_word_at_the_cursor(
     labmodel_float32, tmp_path
 ):
     """`conf` is completed only by a local name 150 lines up: the default budget's window
     cannot reach it, and the context shows the line that uses it."""
-    (tmp_path / "finish.py").write_text(WORD_AT_CURSOR)
-    lines = WORD_AT_CURSOR.split("\n")
+    (tmp_path / "finish.py").write_text(WORD_AT_CURSOR_SOURCE)
+    lines = WORD_AT_CURSOR_SOURCE.split("\n")
     location = f"{tmp_path / 'finish.py'}:{len(lines)}:{len(lines[-1]) + 1}"
     model = ["--model", str(labmodel_float32.folder), "--device", "cpu"]
     done = _cli("context", location, "--json", "--mode", "decoder", *model)

@@ -78,3 +78,23 @@ def real_code_cases(limit: int, *, seed: int = 0, min_prefix_chars: int = 200):
             cases.append((text[:pos], body[col:], text[starts[i] + len(line) :]))
     rng.shuffle(cases)
     return cases[:limit]
+
+
+# A cursor inside `conf` that only a local name of another function, 150 lines up, completes:
+# no signature, attribute or import holds it, and no window of a small budget reaches it.
+WORD_AT_CURSOR_SOURCE = (
+    """def prepare(source):
+    confirmation_token = source.read()
+    return confirmation_token
+
+
+def helper():
+"""
+    + "".join(f"    filler_{i} = {i}\n" for i in range(150))
+    + """    return filler_149
+
+
+def finish(source):
+    outcome = source.get()
+    return conf"""
+)
